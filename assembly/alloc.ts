@@ -1,0 +1,51 @@
+// Regions of linear memory for the engine's growable arrays. Sizes are powers of two; a freed
+// region goes on the free list of its size and is reused by the next request of that size, so
+// doubling arrays do not leak. Memory is never returned to the host (WebAssembly cannot shrink).
+import { HDR, H_FREE, H_TOP, H_WORDS, hget, hset } from "./header";
+
+@inline function sizeClass(bytes: usize): i32 {
+  return bytes <= 64 ? 6 : 64 - <i32>clz<u64>(<u64>bytes - 1);
+}
+
+export function regionBytes(bytes: usize): usize {
+  return (<usize>1) << sizeClass(bytes);
+}
+
+export function initAlloc(): void {
+  hset(H_TOP, <u64>(HDR + (<usize>H_WORDS << 3)));
+  for (let k = 0; k < 32; k++) hset(H_FREE + k, 0);
+}
+
+export function allocRegion(bytes: usize): usize {
+  const k = sizeClass(bytes);
+  const head = <usize>hget(H_FREE + k);
+  if (head != 0) {
+    hset(H_FREE + k, load<u64>(head));
+    memory.fill(head, 0, (<usize>1) << k);
+    return head;
+  }
+  const ptr = <usize>hget(H_TOP);
+  const end = ptr + ((<usize>1) << k);
+  const have = (<usize>memory.size()) << 16;
+  if (end > have) {
+    const pages = <i32>((end - have + 0xffff) >> 16);
+    if (memory.grow(max(pages, <i32>(have >> 17))) < 0 && memory.grow(pages) < 0) unreachable();
+  }
+  hset(H_TOP, <u64>end);
+  return ptr; // fresh memory is zero
+}
+
+export function freeRegion(ptr: usize, bytes: usize): void {
+  if (ptr == 0) return;
+  const k = sizeClass(bytes);
+  store<u64>(ptr, hget(H_FREE + k));
+  hset(H_FREE + k, <u64>ptr);
+}
+
+/** Moves `used` bytes to a new region of at least `bytes`, freeing the old one of `oldBytes`. */
+export function growRegion(ptr: usize, oldBytes: usize, used: usize, bytes: usize): usize {
+  const next = allocRegion(bytes);
+  if (used > 0) memory.copy(next, ptr, used);
+  freeRegion(ptr, oldBytes);
+  return next;
+}

@@ -1,0 +1,143 @@
+// The engine's API for its hosts: the offline CLI (Node) and a LinkerShard Durable Object
+// (workerd). Numbers in, numbers out; the host (src/linker/engine.ts) owns all text.
+//
+//   init(...)              fresh state for shard `shard` of `shards`
+//   inputBuffer(n) → ptr   room for n input records (IN_*), then ingest(n)
+//   tick(nowMs)            run the timers due (window expiry, settle decisions, horizon)
+//   output*/message*       read out decided spans / messages for other shards, then clear
+//   inboxBuffer(n), accept(n)   messages from other shards
+//   snapshotBytes()        memory [0, n) is the whole state; restore by copying it back
+import "./abort";
+import { initAlloc } from "./alloc";
+import { buffersInit, deferGet, deferLen, ensure } from "./buffers";
+import * as B from "./buffers";
+import {
+  hget, hset, HDR, H_APP_BASE, H_IN_BASE, H_IN_CAP, H_MAGIC, H_MIN_BASE, H_MIN_CAP, H_MSG_BASE, H_MSG_LEN,
+  H_NET_BASE, H_NOW, H_OPTS, H_OUT_BASE, H_OUT_LEN, H_REC_BASE, H_SETTLE, H_SHARD, H_SHARDS, H_STATS, H_THR_BASE,
+  H_THRESHOLD, H_TOP, H_WINDOW, H_WORDS, MAGIC, OPT_KEEP_ALL, OPT_USE_APP, STAT_COUNT,
+} from "./header";
+import { shardOfNet, shardOfThread } from "./ids";
+import * as L from "./layout";
+import { acceptOne, freeRecord, ingestOne, onTimer } from "./link";
+import { poolInit, poolLive } from "./pool";
+import { APP_SIZE, REC_SIZE } from "./record";
+import { tableInit } from "./table";
+import { dueAt, dueAux, dueIdx, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
+
+export function init(shard: u32, shards: u32, windowMs: i64, settleMs: i64, threshold: u64, useApp: bool, keepAll: bool): void {
+  memory.fill(HDR, 0, <usize>H_WORDS << 3);
+  hset(H_MAGIC, MAGIC);
+  initAlloc();
+  hset(H_SHARD, shard);
+  hset(H_SHARDS, shards);
+  hset(H_WINDOW, <u64>windowMs);
+  hset(H_SETTLE, <u64>settleMs);
+  hset(H_THRESHOLD, threshold);
+  hset(H_OPTS, (useApp ? OPT_USE_APP : 0) | (keepAll ? OPT_KEEP_ALL : 0));
+  poolInit(H_REC_BASE, REC_SIZE, 1024);
+  poolInit(H_APP_BASE, APP_SIZE, 256);
+  tableInit(H_NET_BASE, 2048);
+  tableInit(H_THR_BASE, 2048);
+  timersInit(1024);
+  buffersInit();
+}
+
+// The host records' layout, exported as wasm globals: the glue reads offsets from here.
+export * from "./layout";
+export const REC_BYTES: u32 = REC_SIZE;
+export const APP_BYTES: u32 = APP_SIZE;
+export const STATS: u32 = <u32>STAT_COUNT;
+
+export function inputBuffer(n: u32): usize {
+  return ensure(H_IN_BASE, H_IN_CAP, 0, <usize>n * L.IN_SIZE);
+}
+
+export function ingest(n: u32): void {
+  begin();
+  const base = <usize>hget(H_IN_BASE);
+  for (let i: u32 = 0; i < n; i++) ingestOne(base + <usize>i * L.IN_SIZE);
+  end();
+}
+
+export function tick(nowMs: i64): void {
+  begin();
+  hset(H_NOW, <u64>nowMs);
+  while (timerPopDue(nowMs)) onTimer(dueAux >> 16, dueIdx, dueAux & 0xffff, dueAt);
+  end();
+}
+
+/** When the next timer is due (ms), or i64.MAX_VALUE: lets S shards step through time together. */
+export function nextDeadline(): i64 {
+  return timerNext();
+}
+
+export function inboxBuffer(n: u32): usize {
+  return ensure(H_MIN_BASE, H_MIN_CAP, 0, <usize>n * L.MSG_SIZE);
+}
+
+export function accept(n: u32): void {
+  begin();
+  const base = <usize>hget(H_MIN_BASE);
+  for (let i: u32 = 0; i < n; i++) acceptOne(base + <usize>i * L.MSG_SIZE);
+  B.statAccepted(n);
+  end();
+}
+
+@inline function begin(): void {
+  B.resetScratch();
+}
+function end(): void {
+  for (let i: u32 = 0; i < deferLen; i++) freeRecord(deferGet(i));
+  B.resetScratch();
+}
+
+export function outputCount(): u32 {
+  return <u32>hget(H_OUT_LEN);
+}
+export function outputPtr(): usize {
+  return <usize>hget(H_OUT_BASE);
+}
+export function outputClear(): void {
+  hset(H_OUT_LEN, 0);
+}
+export function messageCount(): u32 {
+  return <u32>hget(H_MSG_LEN);
+}
+export function messagePtr(): usize {
+  return <usize>hget(H_MSG_BASE);
+}
+export function messageClear(): void {
+  hset(H_MSG_LEN, 0);
+}
+
+export function stat(i: i32): u64 {
+  return hget(H_STATS + i);
+}
+/** Home records held (pending or kept for late relatives), stubs included. */
+export function heldRecords(): u64 {
+  return poolLive(H_REC_BASE);
+}
+export function heldAppRecords(): u64 {
+  return poolLive(H_APP_BASE);
+}
+export function pendingTimers(): u64 {
+  return timerCount();
+}
+/** Bytes of linear memory in use: the snapshot size. */
+export function memoryUsed(): usize {
+  return <usize>hget(H_TOP);
+}
+export function headerPtr(): usize {
+  return HDR;
+}
+/** After the host copied a snapshot back into memory: true if it is one of this layout. */
+export function restored(): bool {
+  return hget(H_MAGIC) == MAGIC;
+}
+
+export function netShard(key: u64, shards: u32): u32 {
+  return shardOfNet(key, shards);
+}
+export function threadShard(tid: u64, shards: u32): u32 {
+  return shardOfThread(tid, shards);
+}

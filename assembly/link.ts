@@ -1,0 +1,485 @@
+// The linking core (DESIGN.md "Linking semantics" and "Scale-out"), one shard's part of it.
+//
+// A span's home is the shard of its net group, h(req_seq, resp_seq) mod S, so the exit → entry
+// link is always found at home. Its thread group lives on h(thread id) mod S; where that is
+// another shard, the home sends a registration and a stub record stands in for the span there.
+// Links found at the thread shard travel home as messages; trace decisions flow down the tree
+// (a home entry tells its thread shard, which tells its members' homes); app-context summaries
+// flow up. With S = 1 every group is local and no message is sent. test/model/reference-linker.ts
+// states the same semantics plainly; the property tests hold the two equal for S = 1..64.
+import { deferFree, outNext, scratchGet, scratchPop, scratchPush, scratchTop, send } from "./buffers";
+import {
+  hget, stat, H_APP_BASE, H_NET_BASE, H_OPTS, H_REC_BASE, H_SETTLE, H_SHARD, H_SHARDS, H_THR_BASE, H_THRESHOLD,
+  H_WINDOW, OPT_KEEP_ALL, OPT_USE_APP, STAT_CONFLICTS, STAT_DUPLICATES, STAT_FORCED, STAT_LATE, STAT_ORPHANS,
+  STAT_RECEIVED, STAT_ROOTS, STAT_SAMPLED_IN, STAT_SAMPLED_OUT, STAT_STUBS,
+} from "./header";
+import { sampleHash, shardOfThread, traceHiOfRoot, traceLoOfRoot } from "./ids";
+import {
+  IN_APP_HI, IN_APP_LO, IN_APP_PARENT, IN_ARRIVAL, IN_F_APP_PARENT, IN_F_APP_TRACE, IN_F_ENTRY, IN_F_HAS_SAMPLED,
+  IN_F_HAS_TID, IN_F_SAMPLED, IN_FLAGS, IN_KEY, IN_REF, IN_SPAN_ID, IN_START, IN_TID, MSG_A, MSG_B, MSG_C, MSG_D,
+  MSG_DECIDED, MSG_E, MSG_F, MSG_G, MSG_LINK, MSG_OWNER_DECIDED, MSG_REG_THREAD, MSG_SUMMARY_HOME,
+  MSG_SUMMARY_STUB, MSG_TYPE, OUT_F_HAS_PARENT, OUT_F_SAMPLED, OUT_FLAGS, OUT_PARENT, OUT_REF, OUT_SPAN_ID,
+  OUT_TRACE_HI, OUT_TRACE_LO,
+} from "./layout";
+import { poolAlloc, poolFree, poolPtr } from "./pool";
+import {
+  A_FLAGS, A_HI, A_LO, A_PARENT, A_REFS, A_SPAN_ID, A_START, addFlags, APP_SIZE, flags, gen, R_BEST_APP,
+  R_BEST_DEPTH, R_CHILD, R_F_ENTRY, R_F_EXPIRED, R_F_FORCED, R_F_HAS_TID, R_F_IN_THREAD, R_F_NET_CONFLICT,
+  R_F_REMOTE_PARENT, R_F_SAMPLED, R_F_STATE, R_F_STUB, R_F_THREAD_CONFLICT, R_FLAGS, R_GEN, R_KEY, R_OWN_APP, R_PARENT, R_REF,
+  R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
+  S_WAITING, setState, state,
+} from "./record";
+import { homeSlot, maskOf, slotAt, slotsOf, tableInsert, tableRemove } from "./table";
+import { T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
+
+const NO_GEN: i32 = -1;
+
+@inline function shard(): u32 {
+  return <u32>hget(H_SHARD);
+}
+@inline function threadShard(tid: u64): u32 {
+  return shardOfThread(tid, <u32>hget(H_SHARDS));
+}
+@inline function isStub(p: usize): bool {
+  return (flags(p) & R_F_STUB) != 0;
+}
+@inline function isEntry(p: usize): bool {
+  return (flags(p) & R_F_ENTRY) != 0;
+}
+
+// ---- App context records ----
+
+@inline function ap(a: u32): usize {
+  return poolPtr(H_APP_BASE, APP_SIZE, a);
+}
+function appRetain(a: u32): void {
+  if (a != 0) store<u32>(ap(a) + A_REFS, load<u32>(ap(a) + A_REFS) + 1);
+}
+function appRelease(a: u32): void {
+  if (a == 0) return;
+  const refs = load<u32>(ap(a) + A_REFS) - 1;
+  store<u32>(ap(a) + A_REFS, refs);
+  if (refs == 0) poolFree(H_APP_BASE, APP_SIZE, a);
+}
+function appNew(start: u64, spanId: u64, hi: u64, lo: u64, parent: u64, fl: u32): u32 {
+  const a = poolAlloc(H_APP_BASE, APP_SIZE, NO_GEN);
+  const q = ap(a);
+  store<u64>(q + A_START, start);
+  store<u64>(q + A_SPAN_ID, spanId);
+  store<u64>(q + A_HI, hi);
+  store<u64>(q + A_LO, lo);
+  store<u64>(q + A_PARENT, parent);
+  store<u32>(q + A_FLAGS, fl);
+  return a;
+}
+
+/** Carrier order: nearer the root, then earlier start, then smaller span id. */
+function nearer(a: u32, da: u32, b: u32, db: u32): bool {
+  if (da != db) return da < db;
+  const sa = load<u64>(ap(a) + A_START);
+  const sb = load<u64>(ap(b) + A_START);
+  if (sa != sb) return sa < sb;
+  return load<u64>(ap(a) + A_SPAN_ID) < load<u64>(ap(b) + A_SPAN_ID);
+}
+
+// ---- Lookups ----
+
+/** The home record of a span by its net key and span id, or 0. */
+export function findHome(key: u64, spanId: u64): u32 {
+  const slots = slotsOf(H_NET_BASE);
+  const mask = maskOf(H_NET_BASE);
+  let pos = homeSlot(key, mask);
+  let idx = slotAt(slots, pos);
+  while (idx != 0) {
+    const p = rp(idx);
+    if (load<u64>(p + R_SPAN_ID) == spanId && load<u64>(p + R_KEY) == key && (flags(p) & R_F_STUB) == 0) return idx;
+    pos = (pos + 1) & mask;
+    idx = slotAt(slots, pos);
+  }
+  return 0;
+}
+
+/** A record in this shard's thread table by thread id and span id, or 0. */
+function findInThread(tid: u64, spanId: u64): u32 {
+  const slots = slotsOf(H_THR_BASE);
+  const mask = maskOf(H_THR_BASE);
+  let pos = homeSlot(tid, mask);
+  let idx = slotAt(slots, pos);
+  while (idx != 0) {
+    const p = rp(idx);
+    if (load<u64>(p + R_SPAN_ID) == spanId && load<u64>(p + R_TID) == tid) return idx;
+    pos = (pos + 1) & mask;
+    idx = slotAt(slots, pos);
+  }
+  return 0;
+}
+
+// ---- Ingest ----
+
+export function ingestOne(inp: usize): void {
+  stat(STAT_RECEIVED);
+  const spanId = load<u64>(inp + IN_SPAN_ID);
+  const key = load<u64>(inp + IN_KEY);
+  if (findHome(key, spanId) != 0) {
+    stat(STAT_DUPLICATES);
+    return;
+  }
+  const fl = load<u32>(inp + IN_FLAGS);
+  const arrival = load<i64>(inp + IN_ARRIVAL);
+  const idx = poolAlloc(H_REC_BASE, REC_SIZE, R_GEN);
+  const p = rp(idx);
+  store<u64>(p + R_SPAN_ID, spanId);
+  store<u64>(p + R_KEY, key);
+  store<u64>(p + R_TID, load<u64>(inp + IN_TID));
+  store<u64>(p + R_START, load<u64>(inp + IN_START));
+  store<u32>(p + R_REF, load<u32>(inp + IN_REF));
+  addFlags(p, ((fl & IN_F_ENTRY) != 0 ? R_F_ENTRY : 0) | ((fl & IN_F_HAS_TID) != 0 ? R_F_HAS_TID : 0));
+  if ((fl & (IN_F_APP_TRACE | IN_F_APP_PARENT | IN_F_HAS_SAMPLED)) != 0) {
+    const a = appNew(load<u64>(inp + IN_START), spanId, load<u64>(inp + IN_APP_HI), load<u64>(inp + IN_APP_LO),
+      load<u64>(inp + IN_APP_PARENT), fl & (IN_F_APP_TRACE | IN_F_APP_PARENT | IN_F_HAS_SAMPLED | IN_F_SAMPLED));
+    appRetain(a);
+    store<u32>(p + R_OWN_APP, a);
+    if ((fl & IN_F_APP_TRACE) != 0) {
+      // A carrier: its own context is the best of its (so far empty) subtree, at depth 0.
+      appRetain(a);
+      store<u32>(p + R_BEST_APP, a);
+    }
+  }
+  timerPush(T_EXPIRE, arrival + <i64>hget(H_WINDOW), idx, gen(p));
+  tableInsert(H_NET_BASE, R_KEY, idx);
+  netJoin(idx);
+  if ((fl & IN_F_HAS_TID) != 0) {
+    registerThread(idx, arrival);
+  } else if ((fl & IN_F_ENTRY) == 0) {
+    makeRoot(idx, arrival); // an exit made outside any open entry: a client-side root
+  }
+  // (An entry always has a thread id: the contract requires it.)
+}
+
+/** The exit → entry link of a net group; at most one of each (more are conflicts, not linked). */
+function netJoin(idx: u32): void {
+  const p = rp(idx);
+  const key = load<u64>(p + R_KEY);
+  const entry = isEntry(p);
+  const slots = slotsOf(H_NET_BASE);
+  const mask = maskOf(H_NET_BASE);
+  let other: u32 = 0;
+  for (let pos = homeSlot(key, mask); ; pos = (pos + 1) & mask) {
+    const q = slotAt(slots, pos);
+    if (q == 0) break;
+    if (q == idx) continue;
+    const qp = rp(q);
+    if (load<u64>(qp + R_KEY) != key || (flags(qp) & (R_F_EXPIRED | R_F_NET_CONFLICT)) != 0) continue;
+    if (isEntry(qp) == entry) {
+      addFlags(p, R_F_NET_CONFLICT);
+      stat(STAT_CONFLICTS);
+      return;
+    }
+    other = q;
+  }
+  if (other == 0) return;
+  if (entry) link(idx, other);
+  else if (state(rp(other)) == S_WAITING) link(other, idx);
+}
+
+function registerThread(idx: u32, arrival: i64): void {
+  const p = rp(idx);
+  const tid = load<u64>(p + R_TID);
+  const dest = threadShard(tid);
+  if (dest == shard()) {
+    threadJoin(idx);
+    return;
+  }
+  send(dest, MSG_REG_THREAD, load<u64>(p + R_SPAN_ID), load<u64>(p + R_KEY), tid, <u64>arrival, flags(p), 0, 0);
+  // An exit's stub must know the best carrier below it before it links up.
+  if (!isEntry(p) && load<u32>(p + R_BEST_APP) != 0 && state(p) != S_DECIDED) propagate(idx);
+}
+
+/** A record (home or stub) joins this shard's thread table: owners adopt waiting members. */
+function threadJoin(idx: u32): void {
+  const p = rp(idx);
+  tableInsert(H_THR_BASE, R_TID, idx);
+  addFlags(p, R_F_IN_THREAD);
+  const tid = load<u64>(p + R_TID);
+  const owner = isEntry(p);
+  const slots = slotsOf(H_THR_BASE);
+  const mask = maskOf(H_THR_BASE);
+  // Collect first, link after: linking can decide and free records, which moves table slots.
+  const base = scratchTop;
+  for (let pos = homeSlot(tid, mask); ; pos = (pos + 1) & mask) {
+    const q = slotAt(slots, pos);
+    if (q == 0) break;
+    if (q == idx) continue;
+    const qp = rp(q);
+    if (load<u64>(qp + R_TID) != tid || (flags(qp) & R_F_EXPIRED) != 0) continue;
+    if (isEntry(qp)) {
+      if ((flags(qp) & R_F_THREAD_CONFLICT) != 0) continue;
+      if (owner) {
+        addFlags(p, R_F_THREAD_CONFLICT);
+        stat(STAT_CONFLICTS);
+        while (scratchTop > base) scratchPop();
+        return;
+      }
+      while (scratchTop > base) scratchPop();
+      scratchPush(q); // the owner: a member links to it alone
+      break;
+    } else if (owner && state(qp) == S_WAITING) {
+      scratchPush(q);
+    }
+  }
+  const end = scratchTop;
+  for (let i = base; i < end; i++) {
+    if (owner) link(scratchGet(i), idx);
+    else link(idx, scratchGet(i));
+  }
+  while (scratchTop > base) scratchPop();
+}
+
+function link(child: u32, parent: u32): void {
+  const c = rp(child);
+  const pp = rp(parent);
+  setState(c, S_LINKED);
+  store<u32>(c + R_PARENT, parent);
+  store<u32>(c + R_SIBLING, load<u32>(pp + R_CHILD));
+  store<u32>(pp + R_CHILD, child);
+  if (isStub(c)) {
+    send(load<u32>(c + R_REF), MSG_LINK, load<u64>(c + R_SPAN_ID), load<u64>(c + R_KEY), load<u64>(pp + R_SPAN_ID), 0, 0, 0, 0);
+  }
+  if (state(pp) == S_DECIDED) {
+    stat(STAT_LATE);
+    assign(child, load<u64>(pp + R_X), load<u64>(pp + R_Y), (flags(pp) & R_F_SAMPLED) != 0);
+  } else if (load<u32>(c + R_BEST_APP) != 0) {
+    propagate(child);
+  }
+}
+
+// ---- App-context summaries flowing up ----
+
+/** Offers a carrier at `depth` below record `idx`; walks up while it improves the best. */
+function offer(idx: u32, a: u32, depth: u32): void {
+  for (;;) {
+    const p = rp(idx);
+    if (state(p) == S_DECIDED) return;
+    const cur = load<u32>(p + R_BEST_APP);
+    if (cur != 0 && !nearer(a, depth, cur, load<u32>(p + R_BEST_DEPTH))) return;
+    appRetain(a);
+    appRelease(cur);
+    store<u32>(p + R_BEST_APP, a);
+    store<u32>(p + R_BEST_DEPTH, depth);
+    const next = upward(idx);
+    if (next == 0) return;
+    idx = next;
+    depth++;
+  }
+}
+
+/** Pushes a record's best carrier one step up: returns a local parent to continue at, or 0. */
+function propagate(idx: u32): void {
+  const next = upward(idx);
+  if (next != 0) offer(next, load<u32>(rp(idx) + R_BEST_APP), load<u32>(rp(idx) + R_BEST_DEPTH) + 1);
+}
+
+/** Where a record's summary goes: a local parent (returned), a message (sent, 0), or nowhere. */
+function upward(idx: u32): u32 {
+  const p = rp(idx);
+  const f = flags(p);
+  const a = load<u32>(p + R_BEST_APP);
+  if ((f & R_F_STUB) != 0) {
+    if ((f & R_F_ENTRY) != 0) {
+      // An owner's stand-in: its parent is at the owner's home.
+      sendSummary(load<u32>(p + R_REF), MSG_SUMMARY_HOME, load<u64>(p + R_SPAN_ID), load<u64>(p + R_KEY), a, load<u32>(p + R_BEST_DEPTH));
+      return 0;
+    }
+    return state(p) == S_LINKED ? load<u32>(p + R_PARENT) : 0;
+  }
+  if ((f & (R_F_ENTRY | R_F_HAS_TID)) == R_F_HAS_TID && threadShard(load<u64>(p + R_TID)) != shard()) {
+    // A member whose thread group is elsewhere: its stub there links it up.
+    const tid = load<u64>(p + R_TID);
+    sendSummary(threadShard(tid), MSG_SUMMARY_STUB, load<u64>(p + R_SPAN_ID), tid, a, load<u32>(p + R_BEST_DEPTH));
+    return 0;
+  }
+  return state(p) == S_LINKED && (f & R_F_REMOTE_PARENT) == 0 ? load<u32>(p + R_PARENT) : 0;
+}
+
+function sendSummary(dest: u32, type: u32, spanId: u64, where: u64, a: u32, depth: u32): void {
+  const q = ap(a);
+  send(dest, type, spanId, where, load<u64>(q + A_START), load<u64>(q + A_SPAN_ID), load<u64>(q + A_HI),
+    load<u64>(q + A_LO), <u64>depth | (<u64>load<u32>(q + A_FLAGS) << 32));
+}
+
+// ---- Roots, decisions, output ----
+
+function makeRoot(idx: u32, at: i64): void {
+  const p = rp(idx);
+  setState(p, S_ROOT);
+  stat(STAT_ROOTS);
+  timerPush(T_DECIDE, at + <i64>hget(H_SETTLE), idx, gen(p));
+}
+
+/** A root (or a forced one) decides its trace: the app's id or its own, and sampling. */
+export function decide(idx: u32): void {
+  const p = rp(idx);
+  const a = load<u32>(p + R_BEST_APP);
+  const opts = hget(H_OPTS);
+  let hi: u64, lo: u64;
+  if ((opts & OPT_USE_APP) != 0 && a != 0) {
+    hi = load<u64>(ap(a) + A_HI);
+    lo = load<u64>(ap(a) + A_LO);
+  } else {
+    hi = traceHiOfRoot(load<u64>(p + R_SPAN_ID), load<u64>(p + R_START));
+    lo = traceLoOfRoot(load<u64>(p + R_SPAN_ID));
+  }
+  let sampled: bool;
+  if (a != 0 && (load<u32>(ap(a) + A_FLAGS) & IN_F_HAS_SAMPLED) != 0) {
+    sampled = (load<u32>(ap(a) + A_FLAGS) & IN_F_SAMPLED) != 0; // the app's decision wins
+  } else {
+    sampled = (opts & OPT_KEEP_ALL) != 0 || sampleHash(hi, lo) < hget(H_THRESHOLD);
+  }
+  assign(idx, hi, lo, sampled);
+}
+
+/** Gives a record and its whole local subtree a decided trace; remote parts get messages. */
+export function assign(start: u32, hi: u64, lo: u64, sampled: bool): void {
+  const base = scratchTop;
+  scratchPush(start);
+  while (scratchTop > base) {
+    const idx = scratchPop();
+    const p = rp(idx);
+    if (state(p) == S_DECIDED) continue;
+    appRelease(load<u32>(p + R_BEST_APP));
+    store<u64>(p + R_X, hi);
+    store<u64>(p + R_Y, lo);
+    setState(p, S_DECIDED);
+    if (sampled) addFlags(p, R_F_SAMPLED);
+    const f = flags(p);
+    if ((f & R_F_STUB) != 0) {
+      // A member's stand-in tells the member's home.
+      if ((f & R_F_ENTRY) == 0) send(load<u32>(p + R_REF), MSG_DECIDED, load<u64>(p + R_SPAN_ID), load<u64>(p + R_KEY), hi, lo, sampled ? 1 : 0, 0, 0);
+    } else {
+      emit(p, hi, lo, sampled);
+      if ((f & R_F_ENTRY) != 0) {
+        const tid = load<u64>(p + R_TID);
+        const dest = threadShard(tid);
+        if (dest != shard()) send(dest, MSG_OWNER_DECIDED, load<u64>(p + R_SPAN_ID), tid, hi, lo, sampled ? 1 : 0, 0, 0);
+      }
+    }
+    for (let c = load<u32>(p + R_CHILD); c != 0; c = load<u32>(rp(c) + R_SIBLING)) scratchPush(c);
+    if ((f & R_F_EXPIRED) != 0) deferFree(idx);
+  }
+}
+
+function emit(p: usize, hi: u64, lo: u64, sampled: bool): void {
+  const f = flags(p);
+  let parent: u64 = 0;
+  if ((f & R_F_FORCED) != 0) parent = 0;
+  else if ((f & R_F_REMOTE_PARENT) != 0) parent = load<u64>(p + R_REMOTE_PARENT);
+  else if (state(p) != S_ROOT && load<u32>(p + R_PARENT) != 0) parent = load<u64>(rp(load<u32>(p + R_PARENT)) + R_SPAN_ID);
+  const own = load<u32>(p + R_OWN_APP);
+  // DESIGN.md: a span carrying app_parent_id nests under the application's span.
+  if ((hget(H_OPTS) & OPT_USE_APP) != 0 && own != 0 && (load<u32>(ap(own) + A_FLAGS) & IN_F_APP_PARENT) != 0) {
+    parent = load<u64>(ap(own) + A_PARENT);
+  }
+  const o = outNext();
+  store<u64>(o + OUT_SPAN_ID, load<u64>(p + R_SPAN_ID));
+  store<u64>(o + OUT_TRACE_HI, hi);
+  store<u64>(o + OUT_TRACE_LO, lo);
+  store<u64>(o + OUT_PARENT, parent);
+  store<u32>(o + OUT_REF, load<u32>(p + R_REF));
+  store<u32>(o + OUT_FLAGS, (sampled ? OUT_F_SAMPLED : 0) | (parent != 0 ? OUT_F_HAS_PARENT : 0));
+  stat(sampled ? STAT_SAMPLED_IN : STAT_SAMPLED_OUT);
+}
+
+// ---- Timers ----
+
+export function onTimer(kind: u32, idx: u32, g: u32, at: i64): void {
+  const p = rp(idx);
+  if (gen(p) != g) return; // the record was freed and reused since
+  if (kind == T_EXPIRE) expire(idx, at);
+  else if (kind == T_DECIDE) {
+    if (state(p) == S_ROOT) decide(idx);
+  } else if (kind == T_HORIZON && state(p) == S_LINKED && !isStub(p)) {
+    // Linked, but its tree never resolved: only a cycle in bad input does that.
+    addFlags(p, R_F_FORCED);
+    stat(STAT_FORCED);
+    stat(STAT_ROOTS);
+    decide(idx);
+  }
+}
+
+/** The window is over: relatives arriving from now on do not find it. */
+function expire(idx: u32, at: i64): void {
+  const p = rp(idx);
+  addFlags(p, R_F_EXPIRED);
+  const s = state(p);
+  if (isStub(p)) {
+    // A stand-in stays while a decision must pass through it.
+    const needed = isEntry(p) ? s != S_DECIDED && load<u32>(p + R_CHILD) != 0 : s == S_LINKED;
+    if (!needed) deferFree(idx);
+    return;
+  }
+  if (s == S_WAITING) {
+    stat(STAT_ORPHANS);
+    makeRoot(idx, at);
+  } else if (s == S_LINKED) {
+    timerPush(T_HORIZON, at + <i64>hget(H_WINDOW) + <i64>hget(H_SETTLE), idx, gen(p));
+  } else if (s == S_DECIDED) {
+    deferFree(idx);
+  }
+}
+
+export function freeRecord(idx: u32): void {
+  const p = rp(idx);
+  const f = flags(p);
+  appRelease(load<u32>(p + R_OWN_APP));
+  if ((f & R_F_STATE) != S_DECIDED) appRelease(load<u32>(p + R_BEST_APP));
+  if ((f & R_F_STUB) == 0) tableRemove(H_NET_BASE, R_KEY, idx);
+  if ((f & R_F_IN_THREAD) != 0) tableRemove(H_THR_BASE, R_TID, idx);
+  poolFree(H_REC_BASE, REC_SIZE, idx);
+}
+
+// ---- Messages from other shards ----
+
+export function acceptOne(m: usize): void {
+  const type = load<u32>(m + MSG_TYPE);
+  const a = load<u64>(m + MSG_A);
+  const b = load<u64>(m + MSG_B);
+  if (type == MSG_REG_THREAD) {
+    const idx = poolAlloc(H_REC_BASE, REC_SIZE, R_GEN);
+    const p = rp(idx);
+    store<u64>(p + R_SPAN_ID, a);
+    store<u64>(p + R_KEY, b);
+    store<u64>(p + R_TID, load<u64>(m + MSG_C));
+    store<u32>(p + R_REF, shardOfNetKey(b));
+    addFlags(p, R_F_STUB | R_F_HAS_TID | (<u32>load<u64>(m + MSG_E) & R_F_ENTRY));
+    stat(STAT_STUBS);
+    timerPush(T_EXPIRE, load<i64>(m + MSG_D) + <i64>hget(H_WINDOW), idx, gen(p));
+    threadJoin(idx);
+  } else if (type == MSG_LINK) {
+    const idx = findHome(b, a);
+    if (idx == 0) return;
+    const p = rp(idx);
+    if (state(p) != S_WAITING) return;
+    setState(p, S_LINKED);
+    addFlags(p, R_F_REMOTE_PARENT);
+    store<u64>(p + R_REMOTE_PARENT, load<u64>(m + MSG_C));
+  } else if (type == MSG_OWNER_DECIDED) {
+    const idx = findInThread(b, a);
+    if (idx != 0) assign(idx, load<u64>(m + MSG_C), load<u64>(m + MSG_D), load<u64>(m + MSG_E) != 0);
+  } else if (type == MSG_DECIDED) {
+    const idx = findHome(b, a);
+    if (idx != 0) assign(idx, load<u64>(m + MSG_C), load<u64>(m + MSG_D), load<u64>(m + MSG_E) != 0);
+  } else if (type == MSG_SUMMARY_HOME || type == MSG_SUMMARY_STUB) {
+    const idx = type == MSG_SUMMARY_HOME ? findHome(b, a) : findInThread(b, a);
+    if (idx == 0) return;
+    const g = load<u64>(m + MSG_G);
+    const carrier = appNew(load<u64>(m + MSG_C), load<u64>(m + MSG_D), load<u64>(m + MSG_E), load<u64>(m + MSG_F), 0, <u32>(g >> 32));
+    appRetain(carrier);
+    offer(idx, carrier, <u32>g);
+    appRelease(carrier);
+  }
+}
+
+import { shardOfNet } from "./ids";
+@inline function shardOfNetKey(key: u64): u32 {
+  return shardOfNet(key, <u32>hget(H_SHARDS));
+}

@@ -1,0 +1,163 @@
+// Timers (window expiry, settle decisions, the stuck-tree horizon). Each kind's deadlines are
+// almost always pushed in order (arrival + window, now + settle), so each kind has a FIFO ring:
+// O(1) push and pop. A deadline earlier than its FIFO's tail (a restore, a late message) goes
+// to one binary min-heap instead. Entries: deadline i64, record u32, gen u16 | kind u16.
+import { growRegion, freeRegion } from "./alloc";
+import { hget, hset, H_FIFO, H_HEAP_BASE, H_HEAP_CAP, H_HEAP_LEN } from "./header";
+
+export const T_EXPIRE: u32 = 0;
+export const T_DECIDE: u32 = 1;
+export const T_HORIZON: u32 = 2;
+const KINDS: u32 = 3;
+const ENTRY: usize = 16;
+
+@inline function fw(q: u32, w: i32): i32 {
+  return H_FIFO + <i32>q * 4 + w;
+}
+
+export function timersInit(cap: u32): void {
+  for (let q: u32 = 0; q < KINDS; q++) {
+    hset(fw(q, 0), <u64>growRegion(0, 0, 0, <usize>cap * ENTRY));
+    hset(fw(q, 1), cap);
+    hset(fw(q, 2), 0);
+    hset(fw(q, 3), 0);
+  }
+  hset(H_HEAP_BASE, <u64>growRegion(0, 0, 0, <usize>cap * ENTRY));
+  hset(H_HEAP_CAP, cap);
+  hset(H_HEAP_LEN, 0);
+}
+
+@inline function fifoAt(q: u32, i: u64): usize {
+  const cap = hget(fw(q, 1));
+  return <usize>hget(fw(q, 0)) + <usize>((hget(fw(q, 2)) + i) & (cap - 1)) * ENTRY;
+}
+
+export function timerPush(kind: u32, deadline: i64, idx: u32, gen: u32): void {
+  const len = hget(fw(kind, 3));
+  if (len > 0 && deadline < load<i64>(fifoAt(kind, len - 1))) {
+    heapPush(deadline, idx, gen | (kind << 16));
+    return;
+  }
+  const cap = hget(fw(kind, 1));
+  if (len == cap) {
+    // Unroll the ring into a region twice the size.
+    const next = growRegion(0, 0, 0, <usize>(cap << 1) * ENTRY);
+    for (let i: u64 = 0; i < len; i++) memory.copy(next + <usize>i * ENTRY, fifoAt(kind, i), ENTRY);
+    freeRegion(<usize>hget(fw(kind, 0)), <usize>cap * ENTRY);
+    hset(fw(kind, 0), <u64>next);
+    hset(fw(kind, 1), cap << 1);
+    hset(fw(kind, 2), 0);
+  }
+  const p = fifoAt(kind, len);
+  store<i64>(p, deadline);
+  store<u32>(p, idx, 8);
+  store<u32>(p, gen | (kind << 16), 12);
+  hset(fw(kind, 3), len + 1);
+}
+
+// The earliest due timer, popped into these (an AssemblyScript function returns one value).
+export let dueIdx: u32 = 0;
+export let dueAux: u32 = 0;
+export let dueAt: i64 = 0;
+
+/** Pops the earliest timer due at or before `now`; false when none is due. */
+export function timerPopDue(now: i64): bool {
+  let best: i32 = -1;
+  let bestAt: i64 = i64.MAX_VALUE;
+  for (let q: u32 = 0; q < KINDS; q++) {
+    if (hget(fw(q, 3)) == 0) continue;
+    const at = load<i64>(fifoAt(q, 0));
+    if (at < bestAt) {
+      bestAt = at;
+      best = <i32>q;
+    }
+  }
+  const heapLen = hget(H_HEAP_LEN);
+  const heap = <usize>hget(H_HEAP_BASE);
+  if (heapLen > 0 && load<i64>(heap) < bestAt) {
+    bestAt = load<i64>(heap);
+    best = <i32>KINDS;
+  }
+  if (best < 0 || bestAt > now) return false;
+  dueAt = bestAt;
+  if (best == <i32>KINDS) {
+    dueIdx = load<u32>(heap, 8);
+    dueAux = load<u32>(heap, 12);
+    heapPop();
+  } else {
+    const q = <u32>best;
+    const p = fifoAt(q, 0);
+    dueIdx = load<u32>(p, 8);
+    dueAux = load<u32>(p, 12);
+    const cap = hget(fw(q, 1));
+    hset(fw(q, 2), (hget(fw(q, 2)) + 1) & (cap - 1));
+    hset(fw(q, 3), hget(fw(q, 3)) - 1);
+  }
+  return true;
+}
+
+/** The earliest deadline of any timer, or i64.MAX_VALUE. */
+export function timerNext(): i64 {
+  let at: i64 = i64.MAX_VALUE;
+  for (let q: u32 = 0; q < KINDS; q++) if (hget(fw(q, 3)) > 0) at = min(at, load<i64>(fifoAt(q, 0)));
+  if (hget(H_HEAP_LEN) > 0) at = min(at, load<i64>(<usize>hget(H_HEAP_BASE)));
+  return at;
+}
+
+export function timerCount(): u64 {
+  let n = hget(H_HEAP_LEN);
+  for (let q: u32 = 0; q < KINDS; q++) n += hget(fw(q, 3));
+  return n;
+}
+
+@inline function hat(i: u64): usize {
+  return <usize>hget(H_HEAP_BASE) + <usize>i * ENTRY;
+}
+
+@inline function swap(a: usize, b: usize): void {
+  const d = load<i64>(a);
+  const x = load<u64>(a, 8);
+  store<i64>(a, load<i64>(b));
+  store<u64>(a, load<u64>(b, 8), 8);
+  store<i64>(b, d);
+  store<u64>(b, x, 8);
+}
+
+function heapPush(deadline: i64, idx: u32, aux: u32): void {
+  let len = hget(H_HEAP_LEN);
+  const cap = hget(H_HEAP_CAP);
+  if (len == cap) {
+    hset(H_HEAP_BASE, <u64>growRegion(<usize>hget(H_HEAP_BASE), <usize>cap * ENTRY, <usize>len * ENTRY, <usize>(cap << 1) * ENTRY));
+    hset(H_HEAP_CAP, cap << 1);
+  }
+  let i = len;
+  const p = hat(i);
+  store<i64>(p, deadline);
+  store<u32>(p, idx, 8);
+  store<u32>(p, aux, 12);
+  hset(H_HEAP_LEN, len + 1);
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (load<i64>(hat(parent)) <= load<i64>(hat(i))) break;
+    swap(hat(parent), hat(i));
+    i = parent;
+  }
+}
+
+function heapPop(): void {
+  const len = hget(H_HEAP_LEN) - 1;
+  hset(H_HEAP_LEN, len);
+  if (len == 0) return;
+  memory.copy(hat(0), hat(len), ENTRY);
+  let i: u64 = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    const r = l + 1;
+    let m = i;
+    if (l < len && load<i64>(hat(l)) < load<i64>(hat(m))) m = l;
+    if (r < len && load<i64>(hat(r)) < load<i64>(hat(m))) m = r;
+    if (m == i) break;
+    swap(hat(i), hat(m));
+    i = m;
+  }
+}
