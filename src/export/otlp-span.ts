@@ -1,0 +1,118 @@
+/**
+ * A linked eSpan as an OpenTelemetry span (the SDK's ReadableSpan shape), so the official
+ * OTLP serializers (@opentelemetry/otlp-transformer) encode it: JSON and protobuf alike.
+ * Attributes follow the OTel semantic conventions (HTTP, network, resource); what has no
+ * convention keeps its eSpan name under `espan.`.
+ */
+import type { Attributes, HrTime, SpanContext } from "@opentelemetry/api";
+import { resourceFromAttributes, type Resource } from "@opentelemetry/resources";
+import type { LinkedSpan } from "../../contract/espan.ts";
+import { ESPAN_FIELDS } from "../../contract/espan.ts";
+
+// @opentelemetry/api's enums, as numbers (a type-only import keeps the api out of the bundle).
+const KIND_SERVER = 1;
+const KIND_CLIENT = 2;
+const STATUS_UNSET = 0;
+const STATUS_ERROR = 2;
+const TRACE_FLAG_SAMPLED = 1;
+
+export const SCOPE = { name: "espan", version: "0.1.0" };
+
+/** Fields that become something other than a plain `espan.*` attribute. */
+const MAPPED = new Set([
+  "span_id", "kind", "start_ns", "duration_ns", "host", "pid", "tid", "process_name", "service", "src_ip", "dst_ip",
+  "src_port", "dst_port", "l7_proto", "operation", "http_method", "http_route", "http_status_code", "http_version",
+  "status", "attributes", "trace_id", "parent_id",
+]);
+const KNOWN = new Set(ESPAN_FIELDS);
+
+/** Resources are shared by spans of the same process. */
+export class ResourceCache {
+  private readonly byKey = new Map<string, Resource>();
+  get(s: LinkedSpan): Resource {
+    const key = `${s.service}\u0000${s.host}\u0000${s.pid}\u0000${s.process_name}`;
+    let r = this.byKey.get(key);
+    if (!r) {
+      r = resourceFromAttributes({
+        "service.name": s.service,
+        "host.name": s.host,
+        "process.pid": s.pid,
+        "process.executable.name": s.process_name,
+        "telemetry.sdk.name": "espan",
+        "telemetry.sdk.language": "ebpf",
+      });
+      this.byKey.set(key, r);
+    }
+    return r;
+  }
+}
+
+const hrTime = (ns: bigint): HrTime => [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+
+export function spanAttributes(s: LinkedSpan): Attributes {
+  const server = s.kind === "entry";
+  const a: Attributes = {
+    "network.transport": "tcp",
+    "network.protocol.name": s.l7_proto,
+    "network.local.address": s.src_ip,
+    "network.local.port": s.src_port,
+    "network.peer.address": s.dst_ip,
+    "network.peer.port": s.dst_port,
+    "server.address": server ? s.src_ip : s.dst_ip,
+    "server.port": server ? s.src_port : s.dst_port,
+    "thread.id": s.tid,
+    "espan.req_seq": s.req_seq,
+    "espan.resp_seq": s.resp_seq,
+  };
+  if (server) {
+    a["client.address"] = s.dst_ip;
+    a["client.port"] = s.dst_port;
+  }
+  if (s.http_method !== undefined) a["http.request.method"] = s.http_method;
+  if (s.http_route !== undefined && server) a["http.route"] = s.http_route;
+  if (s.http_route !== undefined) a["url.path"] = s.http_route;
+  if (s.http_status_code !== undefined) a["http.response.status_code"] = s.http_status_code;
+  if (s.http_version !== undefined) a["network.protocol.version"] = s.http_version;
+  if (s.thread_trace_id) a["espan.thread_trace_id"] = s.thread_trace_id;
+  for (const [k, v] of Object.entries(s)) {
+    if (MAPPED.has(k) || k === "req_seq" || k === "resp_seq" || k === "thread_trace_id") continue;
+    if (v === undefined || v === null || typeof v === "object") continue;
+    // Known optional fields (bytes, app ids) and unknown top-level fields alike.
+    a[KNOWN.has(k) ? `espan.${k}` : k] = v as string | number | boolean;
+  }
+  if (s.attributes) Object.assign(a, s.attributes);
+  return a;
+}
+
+/** SERVER 5xx and CLIENT 4xx/5xx are errors (OTel HTTP conventions), as is status "error". */
+function statusCode(s: LinkedSpan): number {
+  if (s.status === "error") return STATUS_ERROR;
+  const code = s.http_status_code;
+  if (code !== undefined && (code >= 500 || (s.kind === "exit" && code >= 400))) return STATUS_ERROR;
+  return STATUS_UNSET;
+}
+
+/** The span in the SDK's ReadableSpan shape (structural: the serializers read only these). */
+export function toReadableSpan(s: LinkedSpan, resources: ResourceCache) {
+  const start = BigInt(s.start_ns);
+  const ctx: SpanContext = { traceId: s.trace_id, spanId: s.span_id, traceFlags: TRACE_FLAG_SAMPLED };
+  return {
+    name: s.operation || `${s.l7_proto} ${s.kind === "entry" ? "server" : "client"}`,
+    kind: s.kind === "entry" ? KIND_SERVER : KIND_CLIENT,
+    spanContext: () => ctx,
+    parentSpanContext: s.parent_id ? { traceId: s.trace_id, spanId: s.parent_id, traceFlags: TRACE_FLAG_SAMPLED, isRemote: s.kind === "entry" } : undefined,
+    startTime: hrTime(start),
+    endTime: hrTime(start + BigInt(s.duration_ns)),
+    duration: hrTime(BigInt(s.duration_ns)),
+    status: { code: statusCode(s) },
+    attributes: spanAttributes(s),
+    links: [],
+    events: [],
+    ended: true,
+    resource: resources.get(s),
+    instrumentationScope: SCOPE,
+    droppedAttributesCount: 0,
+    droppedEventsCount: 0,
+    droppedLinksCount: 0,
+  };
+}

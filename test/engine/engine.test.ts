@@ -1,0 +1,167 @@
+/** The engine's own contract: ids, sampling, memory bounds, snapshot, bad input. */
+import { describe, expect, it } from "vitest";
+import type { ESpan } from "../../contract/espan.ts";
+import { DEFAULT_LINK_CONFIG, type LinkConfig } from "../../src/linker/config.ts";
+import { LinkerEngine } from "../../src/linker/engine.ts";
+import { hex16, hex32, keepTrace, samplingThreshold, traceIdOfRoot } from "../../src/linker/ids.ts";
+import { loadEngineModule } from "../../src/linker/load-node.ts";
+
+const module = loadEngineModule({ debug: true });
+const ALL: LinkConfig = { ...DEFAULT_LINK_CONFIG, samplingRate: 1, useAppTraceId: false, windowMs: 1000, settleMs: 100 };
+
+function span(o: Partial<ESpan> & Pick<ESpan, "span_id" | "kind" | "req_seq" | "resp_seq">): ESpan {
+  return {
+    start_ns: "1764000000000000000", duration_ns: 1000, host: "h", pid: 1, tid: 1, process_name: "p", service: "s",
+    src_ip: "127.0.0.1", dst_ip: "127.0.0.1", src_port: 1, dst_port: 2, l7_proto: "http", ...o,
+  };
+}
+
+/** A client root and the server entry it reached: the smallest trace. */
+function pair(i: number, startNs = 1764000000000000000n + BigInt(i) * 1000n): ESpan[] {
+  const key = { req_seq: (i * 7919) >>> 0, resp_seq: (i * 104729 + 1) >>> 0 };
+  return [
+    span({ ...key, span_id: hex16(BigInt(i) * 2n + 0x100000n), kind: "exit", start_ns: startNs.toString() }),
+    span({ ...key, span_id: hex16(BigInt(i) * 2n + 0x100001n), kind: "entry", thread_trace_id: hex16(BigInt(i) + 1n), start_ns: startNs.toString() }),
+  ];
+}
+
+describe("trace ids and sampling (the engine agrees with src/linker/ids.ts)", () => {
+  it("a root's trace id is a ULID of its start and span id", () => {
+    const e = new LinkerEngine(module, ALL);
+    const spans = Array.from({ length: 200 }, (_, i) => pair(i)).flat();
+    e.ingest(spans, 0);
+    e.tick(10_000);
+    const out = e.drainResults();
+    expect(out).toHaveLength(400);
+    for (const r of out.filter((r) => r.parent_id === "")) {
+      const root = spans.find((s) => s.span_id === r.span_id)!;
+      expect(r.trace_id).toBe(hex32(traceIdOfRoot(BigInt("0x" + root.span_id), BigInt(root.start_ns))));
+      // The first 12 hex digits are the root's start in unix ms: trace ids sort by time.
+      expect(BigInt("0x" + r.trace_id.slice(0, 12))).toBe(BigInt(root.start_ns) / 1_000_000n);
+    }
+  });
+
+  it("samples on the trace id, as the TS function does, close to the rate", () => {
+    for (const rate of [0, 0.1, 0.5]) {
+      const e = new LinkerEngine(module, { ...ALL, samplingRate: rate });
+      e.ingest(Array.from({ length: 4000 }, (_, i) => pair(i)).flat(), 0);
+      e.tick(10_000);
+      const out = e.drainResults();
+      const threshold = samplingThreshold(rate);
+      const traces = new Map<string, boolean>();
+      for (const r of out) {
+        const t = { hi: BigInt("0x" + r.trace_id.slice(0, 16)), lo: BigInt("0x" + r.trace_id.slice(16)) };
+        expect(r.sampled).toBe(keepTrace(t, rate, threshold));
+        if (traces.has(r.trace_id)) expect(traces.get(r.trace_id)).toBe(r.sampled); // whole traces
+        traces.set(r.trace_id, r.sampled);
+      }
+      const kept = [...traces.values()].filter(Boolean).length / traces.size;
+      expect(Math.abs(kept - rate)).toBeLessThan(0.03);
+    }
+  });
+
+  it("the same input twice gives the same ids", () => {
+    const run = () => {
+      const e = new LinkerEngine(module, { ...ALL, samplingRate: 0.3 });
+      e.ingest(Array.from({ length: 300 }, (_, i) => pair(i)).flat(), 0);
+      e.tick(10_000);
+      return e.drainResults().sort((a, b) => a.span_id.localeCompare(b.span_id));
+    };
+    expect(run()).toEqual(run());
+  });
+});
+
+describe("memory", () => {
+  it("holds spans for their window only; steady load does not grow memory; all freed at the end", () => {
+    const e = new LinkerEngine(module, ALL);
+    let i = 0;
+    let sizeAfterWarmup = 0;
+    let maxHeld = 0;
+    // 100 pairs every 10 ms for 6 s with a 1 s window: about (1000 + 100) ms of spans held.
+    for (let t = 0; t <= 6000; t += 10) {
+      e.tick(t);
+      const batch: ESpan[] = [];
+      for (let k = 0; k < 100; k++) batch.push(...pair(i++));
+      e.ingest(batch, t);
+      e.drain();
+      maxHeld = Math.max(maxHeld, e.heldRecords);
+      if (t === 3000) sizeAfterWarmup = e.memoryUsed;
+    }
+    expect(maxHeld).toBeLessThanOrEqual(200 * 111);
+    expect(e.memoryUsed).toBe(sizeAfterWarmup); // tables and pools reuse their space
+    const bytesPerHeld = e.memoryUsed / maxHeld;
+    expect(bytesPerHeld).toBeLessThan(400); // generous: the benchmark measures the real figure
+    e.tick(20_000);
+    expect(e.heldRecords).toBe(0);
+    expect(e.pendingTimers).toBe(0);
+  });
+});
+
+describe("snapshot and restore", () => {
+  it("a restored engine continues exactly as the original would", () => {
+    const spans = Array.from({ length: 500 }, (_, i) => pair(i)).flat();
+    const straight = new LinkerEngine(module, { ...ALL, samplingRate: 0.5 });
+    straight.ingest(spans.slice(0, 500), 0);
+    straight.ingest(spans.slice(500), 500);
+    straight.tick(60_000);
+
+    const first = new LinkerEngine(module, { ...ALL, samplingRate: 0.5 });
+    first.ingest(spans.slice(0, 500), 0);
+    const early = first.drainResults();
+    const snap = first.snapshot();
+    const second = new LinkerEngine(module, { ...ALL, samplingRate: 0.5 }, {}, snap);
+    second.ingest(spans.slice(500), 500);
+    second.tick(60_000);
+    const resumed = [...early, ...second.drainResults()];
+    const key = (a: { span_id: string }, b: { span_id: string }) => a.span_id.localeCompare(b.span_id);
+    expect(resumed.sort(key)).toEqual(straight.drainResults().sort(key));
+  });
+
+  it("refuses bytes that are not a snapshot", () => {
+    expect(() => new LinkerEngine(module, ALL, {}, new Uint8Array(70_000))).toThrow(/not a snapshot/);
+  });
+});
+
+describe("bad input never hangs or crashes", () => {
+  it("a cycle (an exit that is its own entry's parent) is forced to a root after the horizon", () => {
+    const e = new LinkerEngine(module, ALL);
+    // entry E (thread T, key K) and exit X (thread T, key K): E.parent = X and X.parent = E.
+    e.ingest([
+      span({ span_id: "00000000000000e1", kind: "entry", req_seq: 5, resp_seq: 6, thread_trace_id: "00000000000000aa" }),
+      span({ span_id: "00000000000000c1", kind: "exit", req_seq: 5, resp_seq: 6, thread_trace_id: "00000000000000aa" }),
+    ], 0);
+    e.tick(100_000);
+    const out = e.drainResults();
+    expect(out.map((r) => r.span_id).sort()).toEqual(["00000000000000c1", "00000000000000e1"]);
+    expect(new Set(out.map((r) => r.trace_id)).size).toBe(1);
+    expect(out.filter((r) => r.parent_id === "")).toHaveLength(1);
+    expect(e.stats().forced).toBe(1);
+    expect(e.heldRecords).toBe(0);
+  });
+
+  it("a net group with two exits links one, counts the conflict, and exports all", () => {
+    const e = new LinkerEngine(module, ALL);
+    e.ingest([
+      span({ span_id: "00000000000000c1", kind: "exit", req_seq: 5, resp_seq: 6 }),
+      span({ span_id: "00000000000000c2", kind: "exit", req_seq: 5, resp_seq: 6 }),
+      span({ span_id: "00000000000000e1", kind: "entry", req_seq: 5, resp_seq: 6, thread_trace_id: "00000000000000aa" }),
+    ], 0);
+    e.tick(100_000);
+    const out = e.drainResults();
+    expect(out).toHaveLength(3);
+    expect(out.find((r) => r.span_id === "00000000000000e1")!.parent_id).toBe("00000000000000c1");
+    expect(e.stats().conflicts).toBe(1);
+  });
+
+  it("a span whose parent arrives after its window is a root, counted as an orphan", () => {
+    const e = new LinkerEngine(module, ALL);
+    const [exit, entry] = pair(1);
+    e.ingest([{ ...entry }], 0);
+    e.tick(1500);
+    e.ingest([{ ...exit, thread_trace_id: "0000000000000777" }], 1500);
+    e.tick(100_000);
+    const out = e.drainResults();
+    expect(out.every((r) => r.parent_id === "")).toBe(true);
+    expect(e.stats().orphans).toBe(2);
+  });
+});
