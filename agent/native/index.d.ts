@@ -1,0 +1,148 @@
+/**
+ * espan native capture: an N-API addon over libbpf that loads bpf/capture.bpf.c (embedded as a
+ * skeleton) and hands ring-buffer records to JS in batches.
+ *
+ * Lifecycle:
+ * ```ts
+ * import { open, layout } from "./index.js";
+ * const cap = open({ strategy: "auto", captureBytes: 4096 }); // checks, open, load (verifier)
+ * cap.addPid(1234);                                          // before or after attach
+ * cap.attach();                                              // programs fire from here on
+ * cap.start((arena, used, count) => decodeArena(arena, used, layout()), 10);
+ * // ...
+ * cap.stop(); cap.close();
+ * ```
+ *
+ * Errors thrown by open()/attach() carry `code` (errno name, e.g. "EPERM", "ENOENT"), `errno`
+ * (negative), `step` (e.g. "check root", "check BTF", "check tracefs", "check tracepoint",
+ * "load", "attach handle_sock_send") and a message saying what is missing. A failure to load
+ * the .node itself has code "ESPAN_NATIVE_LOAD" (not built, or libbpf missing).
+ */
+
+/** How the TCP seq of a message's first byte is found. */
+export type Strategy = "tp_btf" | "fd_lookup";
+
+export interface OpenOptions {
+  /**
+   * "tp_btf": tp_btf/sock_{send,recv}_length (kernel >= 6.3). "fd_lookup": fd -> struct sock at
+   * sys_enter through task->files (kernels with BTF, 5.10+). "auto" (default): tp_btf when the
+   * kernel's BTF has those tracepoints and the load succeeds, else fd_lookup.
+   */
+  strategy?: Strategy | "auto";
+  /** Payload bytes captured per record, 0..4096 (clamped). Default 256. */
+  captureBytes?: number;
+  /** Trace every process except the agent itself and pids added with PID_EXCLUDE. Default false. */
+  traceAll?: boolean;
+  /** Pending ring bytes that wake the consumer; below that the flush timer collects. 0 = wake on
+   * every record (costly: ~30% of the traced program's throughput). Default 262144. */
+  wakeupBytes?: number;
+  /** Ring buffer size: a power of 2, at least a page. Default 16 MiB. */
+  ringBytes?: number;
+  /** One record per send/recv instead of one per direction flip (debugging). Default false. */
+  everyChunk?: boolean;
+  /** Enable BPF run-time stats (bpf_enable_stats) while open: ~2 clock reads per run. Default false. */
+  runStats?: boolean;
+}
+
+/**
+ * Called once per batch, never per record. `arena` is ONE fixed Buffer reused for every batch:
+ * it is valid only during the call (copy what you keep). It holds `count` frames in `used`
+ * bytes, each `[u32 length][u32 0][record of length bytes][zero pad to 8]`, little-endian on
+ * x86-64/arm64 (see Layout.littleEndian).
+ */
+export type BatchCallback = (arena: Buffer, used: number, count: number) => void;
+
+export interface ProgramStats {
+  name: string;
+  /** Counted only while run-time stats are on. */
+  runCount: number;
+  runTimeNs: number;
+  /** Runs skipped because the program was already running on that CPU. */
+  recursionMisses: number;
+  /** Instructions the verifier processed when loading it. */
+  verifiedInsns: number;
+}
+
+export interface CaptureStats {
+  strategy: Strategy;
+  attached: boolean;
+  /** Records handed to JS since open. */
+  records: number;
+  /** Drains that produced at least one record. */
+  batches: number;
+  /** Drains cut short because the arena was full (the rest follows in the next batch). */
+  arenaFull: number;
+  /** Records the kernel lost because the ring buffer was full. */
+  drops: number;
+  /** Data records sent without payload (no user buffer known: sendfile, io_uring, ...). */
+  noPayload: number;
+  /** Sockets that closed without any traced data (no close record sent). */
+  closeUnseen: number;
+  /** Bytes in the ring buffer not consumed yet, and its size. */
+  ringUsed: number;
+  ringSize: number;
+  runStats: boolean;
+  /** Drains started by a kernel wake-up (one per wakeupBytes crossed, not per record). */
+  pollWakeups: number;
+  /** Drains started by the flushMs timer. */
+  timerTicks: number;
+  programs: ProgramStats[];
+}
+
+export interface Capture {
+  /** Attach every loaded program. Idempotent. */
+  attach(): void;
+  /** Trace a process (tgid). flags: Layout.pidFlags (default TRACE; TRACE|INHERIT follows forks;
+   * EXCLUDE keeps it out even with traceAll). The kernel removes a pid when it exits. */
+  addPid(pid: number, flags?: number): void;
+  removePid(pid: number): void;
+  setTraceAll(on: boolean): void;
+  /** Returns the value applied (clamped to 4096). */
+  setCaptureBytes(n: number): number;
+  setWakeupBytes(n: number): void;
+  setEveryChunk(on: boolean): void;
+  setRunStats(on: boolean): void;
+  /** Drain the ring buffer from Node's loop: on a kernel wake-up (epoll fd) and every flushMs
+   * (default 10). Keeps the process alive until stop(). */
+  start(callback: BatchCallback, flushMs?: number): void;
+  /** Drain now, synchronously, through the started callback. Returns the records delivered. */
+  flush(): number;
+  stop(): void;
+  stats(): CaptureStats;
+  /** The strategy that is loaded. */
+  strategy(): Strategy;
+  /** Detach, free the maps. Safe to call from inside the callback and more than once. */
+  close(): void;
+}
+
+export interface FieldLayout {
+  offset: number;
+  size: number;
+}
+
+/** struct espan_record (bpf/record.h) as compiled: offsets from offsetof, sizes from sizeof. */
+export interface Layout {
+  littleEndian: boolean;
+  recordSize: number;
+  frameHeader: number;
+  frameAlign: number;
+  arenaBytes: number;
+  maxCapture: number;
+  fields: Record<
+    | "ts_ns" | "conn_id" | "prev_first_ns" | "prev_last_ns" | "prev_bytes"
+    | "pid" | "tid" | "seq" | "bytes" | "cap_len" | "flags"
+    | "kind" | "dir" | "role" | "family" | "lport" | "rport" | "aux"
+    | "laddr" | "raddr" | "comm",
+    FieldLayout
+  >;
+  kinds: { DATA: number; CLOSE: number; EXEC: number; EXIT: number; FORK: number };
+  dirs: { NONE: number; SEND: number; RECV: number };
+  roles: { UNKNOWN: number; CLIENT: number; SERVER: number };
+  flags: { FIN: number; TRUNCATED: number; NO_PAYLOAD: number; CONT: number; FD_LOOKUP: number; IOV: number };
+  pidFlags: { TRACE: number; INHERIT: number; EXCLUDE: number };
+}
+
+/** Checks (root, BTF, tracefs, tracepoints), open, set rodata, load. Throws with code/step. */
+export function open(options?: OpenOptions): Capture;
+/** The record layout; needs no kernel access. */
+export function layout(): Layout;

@@ -1,0 +1,99 @@
+// Both seq strategies attached at once, on the same traffic: tp_btf/sock_*_length (kernel
+// >= 6.3) and the fd -> sock lookup at sys_enter (older kernels). They must agree on every
+// message start, including HTTP/1.0 responses whose read consumed the FIN.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CaptureRecord } from "../../agent/src/record.ts";
+import { startCapture, summarize, type Session } from "./helpers/capture.ts";
+import { curlGated, finishCurl } from "./helpers/curl.ts";
+import { spawnGated } from "./helpers/process.ts";
+import { helperPath, startPythonServer, type Server } from "./helpers/servers.ts";
+
+const key = (r: CaptureRecord) => `${r.pid} ${r.role} ${r.dir} ${r.localPort}->${r.remotePort} seq=${r.seq} bytes=${r.bytes}`;
+
+describe("tp_btf and fd_lookup on the same traffic", () => {
+  let btf: Session;
+  let fd: Session;
+  let http10: Server;
+  let keepAlive: Server;
+  const pids: number[] = [];
+  let slowPid = 0;
+
+  beforeAll(async () => {
+    btf = startCapture({ strategy: "tp_btf" });
+    fd = startCapture({ strategy: "fd_lookup" });
+    http10 = await startPythonServer({ host: "127.0.0.1" });
+    keepAlive = await startPythonServer({ host: "127.0.0.1", keepAlive: true });
+    pids.push(http10.pid, keepAlive.pid);
+    const runs = [
+      { urls: [keepAlive.url("/a"), keepAlive.url("/b"), keepAlive.url("/pad/5000")], args: [] as string[] },
+      { urls: [http10.url("/a.txt")], args: ["--http1.0"] },
+      { urls: [http10.url("/b.txt")], args: ["--http1.0"] },
+    ];
+    for (const s of [btf, fd]) for (const p of pids) s.cap.addPid(p);
+    for (const run of runs) {
+      const curl = curlGated(run.urls, run.args);
+      pids.push(curl.pid);
+      btf.cap.addPid(curl.pid);
+      fd.cap.addPid(curl.pid);
+      await finishCurl(curl, run.urls.length);
+    }
+    // One late, whole read (after a MSG_PEEK): it consumes the FIN with the response.
+    const slow = spawnGated("python3", [helperPath("slow_client.py"), "127.0.0.1", String(http10.port), "/a.txt", "300"]);
+    slowPid = slow.pid;
+    pids.push(slow.pid);
+    btf.cap.addPid(slow.pid);
+    fd.cap.addPid(slow.pid);
+    slow.release();
+    const out = await slow.exited;
+    if (!out.stdout.startsWith("HTTP/1.0 200")) throw new Error(`slow_client: ${out.stdout} ${out.stderr}`);
+    const expected = 4 * 3 + 4 + 4 + 4; // data records over both sides
+    const enough = (rs: CaptureRecord[]) => rs.filter((r) => r.kind === "data" && pids.includes(r.pid)).length >= expected;
+    await btf.waitFor(enough);
+    await fd.waitFor(enough);
+  });
+
+  afterAll(async () => {
+    btf?.close();
+    fd?.close();
+    await http10?.stop();
+    await keepAlive?.stop();
+  });
+
+  it("reports which strategy is loaded", () => {
+    expect(btf.cap.strategy()).toBe("tp_btf");
+    expect(fd.cap.strategy()).toBe("fd_lookup");
+  });
+
+  it("gives identical message starts and seqs", () => {
+    const starts = (s: Session) => s.records.filter((r) => r.kind === "data" && pids.includes(r.pid)).map(key).sort();
+    const a = starts(btf);
+    const b = starts(fd);
+    expect(a.length).toBe(24);
+    expect(b, `tp_btf:\n${a.join("\n")}\nfd_lookup:\n${b.join("\n")}`).toEqual(a);
+  });
+
+  it("gives identical payloads and marks the fd_lookup records", () => {
+    const FD = (r: CaptureRecord) => (r.flags & 0x10) !== 0;
+    const dataA = btf.records.filter((r) => r.kind === "data" && pids.includes(r.pid));
+    const dataB = fd.records.filter((r) => r.kind === "data" && pids.includes(r.pid));
+    expect(dataA.some(FD)).toBe(false);
+    expect(dataB.every(FD)).toBe(true);
+    const payloads = (rs: CaptureRecord[]) => rs.map((r) => `${key(r)} ${r.payload.toString("latin1")}`).sort();
+    expect(payloads(dataB)).toEqual(payloads(dataA));
+  });
+
+  it("skips MSG_PEEK and corrects the seq of a read that consumed the FIN", () => {
+    for (const s of [btf, fd]) {
+      const client = s.records.filter((r) => r.kind === "data" && r.pid === slowPid);
+      expect(client.map((r) => r.dir), summarize(client)).toEqual(["send", "recv"]);
+      const resp = client[1];
+      // Only tp_btf computes copied_seq - ret after the read, so only it sees the FIN.
+      expect(resp.fin, summarize([resp])).toBe(s === btf);
+      expect(resp.payload.toString("latin1")).toMatch(/^HTTP\/1\.0 200 /);
+      const serverResp = s.records.find(
+        (r) => r.kind === "data" && r.pid === http10.pid && r.dir === "send" && r.remotePort === resp.localPort,
+      );
+      expect(serverResp?.seq).toBe(resp.seq);
+    }
+  });
+});
