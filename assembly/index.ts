@@ -18,7 +18,8 @@ import {
 } from "./header";
 import { shardOfNet, shardOfThread } from "./ids";
 import * as L from "./layout";
-import { acceptOne, freeRecord, ingestOne, onTimer } from "./link";
+import { acceptOne, checkTables, freeRecord, ingestOne, onTimer } from "./link";
+export { checkTables };
 import { poolInit, poolLive } from "./pool";
 import { APP_SIZE, REC_SIZE } from "./record";
 import { tableInit } from "./table";

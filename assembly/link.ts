@@ -27,7 +27,7 @@ import {
   R_BEST_DEPTH, R_CHILD, R_F_ENTRY, R_F_EXPIRED, R_F_FORCED, R_F_HAS_TID, R_F_IN_THREAD, R_F_NET_CONFLICT,
   R_F_REMOTE_PARENT, R_F_SAMPLED, R_F_STATE, R_F_STUB, R_F_THREAD_CONFLICT, R_FLAGS, R_GEN, R_KEY, R_OWN_APP, R_PARENT, R_REF,
   R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
-  S_WAITING, setState, state,
+  S_WAITING, setFlags, setState, state, R_F_FREE,
 } from "./record";
 import { homeSlot, maskOf, slotAt, slotsOf, tableInsert, tableRemove } from "./table";
 import { T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
@@ -53,10 +53,13 @@ const NO_GEN: i32 = -1;
   return poolPtr(H_APP_BASE, APP_SIZE, a);
 }
 function appRetain(a: u32): void {
+  assert(<u64>a <= hget(H_APP_BASE + 2), "app record index out of range");
   if (a != 0) store<u32>(ap(a) + A_REFS, load<u32>(ap(a) + A_REFS) + 1);
 }
 function appRelease(a: u32): void {
   if (a == 0) return;
+  assert(<u64>a <= hget(H_APP_BASE + 2), "app record index out of range");
+  assert(load<u32>(ap(a) + A_REFS) > 0, "app record released more often than retained");
   const refs = load<u32>(ap(a) + A_REFS) - 1;
   store<u32>(ap(a) + A_REFS, refs);
   if (refs == 0) poolFree(H_APP_BASE, APP_SIZE, a);
@@ -147,13 +150,13 @@ export function ingestOne(inp: usize): void {
   }
   timerPush(T_EXPIRE, arrival + <i64>hget(H_WINDOW), idx, gen(p));
   tableInsert(H_NET_BASE, R_KEY, idx);
+  // The thread group first: a remote thread shard must hear of the span before any decision
+  // about it can follow (the net join may link it under a decided parent at once).
+  if ((fl & IN_F_HAS_TID) != 0) registerThread(idx, arrival);
   netJoin(idx);
-  if ((fl & IN_F_HAS_TID) != 0) {
-    registerThread(idx, arrival);
-  } else if ((fl & IN_F_ENTRY) == 0) {
-    makeRoot(idx, arrival); // an exit made outside any open entry: a client-side root
-  }
-  // (An entry always has a thread id: the contract requires it.)
+  // An exit made outside any open entry is a client-side root. (Entries always have a thread
+  // id: the contract requires it.)
+  if ((fl & (IN_F_HAS_TID | IN_F_ENTRY)) == 0) makeRoot(idx, arrival);
 }
 
 /** The exit → entry link of a net group; at most one of each (more are conflicts, not linked). */
@@ -238,6 +241,8 @@ function threadJoin(idx: u32): void {
 function link(child: u32, parent: u32): void {
   const c = rp(child);
   const pp = rp(parent);
+  assert((flags(c) & R_F_FREE) == 0 && (flags(pp) & R_F_FREE) == 0, "link: a freed record");
+  assert(state(c) == S_WAITING, "link: child already placed");
   setState(c, S_LINKED);
   store<u32>(c + R_PARENT, parent);
   store<u32>(c + R_SIBLING, load<u32>(pp + R_CHILD));
@@ -259,6 +264,7 @@ function link(child: u32, parent: u32): void {
 function offer(idx: u32, a: u32, depth: u32): void {
   for (;;) {
     const p = rp(idx);
+    assert((flags(p) & R_F_FREE) == 0, "offer: a freed record");
     if (state(p) == S_DECIDED) return;
     const cur = load<u32>(p + R_BEST_APP);
     if (cur != 0 && !nearer(a, depth, cur, load<u32>(p + R_BEST_DEPTH))) return;
@@ -345,6 +351,7 @@ export function assign(start: u32, hi: u64, lo: u64, sampled: bool): void {
   while (scratchTop > base) {
     const idx = scratchPop();
     const p = rp(idx);
+    assert((flags(p) & R_F_FREE) == 0, "assign: a freed record");
     if (state(p) == S_DECIDED) continue;
     appRelease(load<u32>(p + R_BEST_APP));
     store<u64>(p + R_X, hi);
@@ -398,12 +405,30 @@ export function onTimer(kind: u32, idx: u32, g: u32, at: i64): void {
   else if (kind == T_DECIDE) {
     if (state(p) == S_ROOT) decide(idx);
   } else if (kind == T_HORIZON && state(p) == S_LINKED && !isStub(p)) {
-    // Linked, but its tree never resolved: only a cycle in bad input does that.
+    // Linked, but its tree never resolved: a cycle in bad input, or a tree spread over more
+    // than its window. It becomes a root; its parent must not reach it any more.
+    detach(idx);
     addFlags(p, R_F_FORCED);
     stat(STAT_FORCED);
     stat(STAT_ROOTS);
     decide(idx);
   }
+}
+
+/** Takes a record out of its local parent's child list. */
+function detach(idx: u32): void {
+  const p = rp(idx);
+  if ((flags(p) & R_F_REMOTE_PARENT) != 0) return;
+  const parent = load<u32>(p + R_PARENT);
+  if (parent == 0) return;
+  const next = load<u32>(p + R_SIBLING);
+  let at = rp(parent) + R_CHILD; // the link that points at idx: a parent's child or a sibling
+  while (load<u32>(at) != idx) {
+    const c = load<u32>(at);
+    if (c == 0) return;
+    at = rp(c) + R_SIBLING;
+  }
+  store<u32>(at, next);
 }
 
 /** The window is over: relatives arriving from now on do not find it. */
@@ -434,6 +459,8 @@ export function freeRecord(idx: u32): void {
   if ((f & R_F_STATE) != S_DECIDED) appRelease(load<u32>(p + R_BEST_APP));
   if ((f & R_F_STUB) == 0) tableRemove(H_NET_BASE, R_KEY, idx);
   if ((f & R_F_IN_THREAD) != 0) tableRemove(H_THR_BASE, R_TID, idx);
+  setFlags(p, R_F_FREE);
+  store<u16>(p + R_GEN, <u16>(gen(p) + 1)); // timers still pointing here are now stale
   poolFree(H_REC_BASE, REC_SIZE, idx);
 }
 
@@ -482,4 +509,25 @@ export function acceptOne(m: usize): void {
 import { shardOfNet } from "./ids";
 @inline function shardOfNetKey(key: u64): u32 {
   return shardOfNet(key, <u32>hget(H_SHARDS));
+}
+
+/** Consistency check for tests: 0, or a code naming the first broken invariant. */
+export function checkTables(): u32 {
+  for (let t = 0; t < 2; t++) {
+    const h = t == 0 ? H_NET_BASE : H_THR_BASE;
+    const keyAt = t == 0 ? R_KEY : R_TID;
+    const slots = slotsOf(h);
+    const mask = maskOf(h);
+    for (let pos: u32 = 0; pos <= mask; pos++) {
+      const idx = slotAt(slots, pos);
+      if (idx == 0) continue;
+      const p = rp(idx);
+      if ((flags(p) & R_F_FREE) != 0) return 10 + t; // a freed record still in a table
+      // reachable from its home slot without crossing an empty slot
+      for (let i = homeSlot(load<u64>(p + keyAt), mask); i != pos; i = (i + 1) & mask) {
+        if (slotAt(slots, i) == 0) return 20 + t;
+      }
+    }
+  }
+  return 0;
 }

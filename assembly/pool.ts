@@ -24,13 +24,13 @@ export function poolInit(h: i32, size: u32, cap: u32): void {
   hset(h + P_LIVE, 0);
 }
 
-/** A zeroed record; its generation (if tracked) advanced past the slot's previous user. */
+/** A zeroed record; its generation word (if tracked) kept as the freer left it. */
 export function poolAlloc(h: i32, size: u32, genAt: i32): u32 {
   let idx = <u32>hget(h + P_FREE);
   if (idx != 0) {
     const p = poolPtr(h, size, idx);
     hset(h + P_FREE, load<u64>(p));
-    const gen: u16 = genAt >= 0 ? load<u16>(p + genAt) + 1 : 0;
+    const gen: u16 = genAt >= 0 ? load<u16>(p + genAt) : 0; // advanced by the freer
     memory.fill(p, 0, size);
     if (genAt >= 0) store<u16>(p + genAt, gen);
   } else {

@@ -35,6 +35,7 @@ export const R_F_SAMPLED: u32 = 256;
 export const R_F_REMOTE_PARENT: u32 = 512;
 export const R_F_FORCED: u32 = 1024;
 export const R_F_IN_THREAD: u32 = 2048; // in this shard's thread table
+export const R_F_FREE: u32 = 0x8000; // on the free list (checks only)
 
 export const S_WAITING: u32 = 0;
 export const S_LINKED: u32 = 64;

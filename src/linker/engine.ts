@@ -30,6 +30,7 @@ interface EngineExports {
   pendingTimers(): bigint;
   memoryUsed(): number;
   restored(): number;
+  checkTables(): number;
   netShard(key: bigint, shards: number): number;
   threadShard(tid: bigint, shards: number): number;
   [global: string]: unknown;
@@ -241,6 +242,11 @@ export class LinkerEngine {
     if (need > 0) mem.grow(need);
     new Uint8Array(mem.buffer, 0, bytes.byteLength).set(bytes);
     if (!this.x.restored()) throw new Error("not a snapshot of this engine layout");
+  }
+
+  /** Tests: 0 when every table slot points at a live record reachable from its home slot. */
+  checkTables(): number {
+    return this.x.checkTables();
   }
 
   netShard(reqSeq: number, respSeq: number): number {

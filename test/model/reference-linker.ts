@@ -94,12 +94,9 @@ export class ReferenceLinker {
     this.net.set(netKey, group);
     const tid = span.thread_trace_id ?? undefined;
 
+    // The thread group first, then the net group (the engine's order: it decides which links
+    // count as late when a parent is already decided).
     if (span.kind === "entry") {
-      if (group.entry) this.stats.conflicts++;
-      else {
-        group.entry = node;
-        if (group.exit) this.link(node, group.exit);
-      }
       const tg = this.threadGroup(tid!);
       if (tg.owner) this.stats.conflicts++;
       else {
@@ -107,18 +104,23 @@ export class ReferenceLinker {
         for (const m of tg.waiting) this.link(m, node);
         tg.waiting = [];
       }
+      if (group.entry) this.stats.conflicts++;
+      else {
+        group.entry = node;
+        if (group.exit) this.link(node, group.exit);
+      }
     } else {
+      if (tid !== undefined) {
+        const tg = this.threadGroup(tid);
+        if (tg.owner) this.link(node, tg.owner);
+        else tg.waiting.push(node);
+      }
       if (group.exit) this.stats.conflicts++;
       else {
         group.exit = node;
         if (group.entry && group.entry.state === "waiting") this.link(group.entry, node);
       }
       if (tid === undefined) this.makeRoot(node, now);
-      else {
-        const tg = this.threadGroup(tid);
-        if (tg.owner) this.link(node, tg.owner);
-        else tg.waiting.push(node);
-      }
     }
   }
 
@@ -174,6 +176,7 @@ export class ReferenceLinker {
     } else if (t.kind === "decide") {
       if (node.state === "root") this.decide(node);
     } else if (node.state === "linked") {
+      node.parent!.children = node.parent!.children.filter((c) => c !== node);
       node.forced = true;
       this.stats.forced++;
       this.stats.roots++;
