@@ -59,7 +59,7 @@ export async function runLink(opts: LinkOptions, err: Writable = process.stderr)
     err.write(`espan link: cannot write output: ${(e as Error).message}\n`);
     return 1;
   } finally {
-    if (opts.out) await new Promise((r) => out.end(r));
+    if (opts.out) await new Promise<void>((r) => out.end(() => r()));
   }
   progress?.done();
   const traces = new Set(linked.map((s) => s.trace_id)).size;

@@ -15,7 +15,7 @@ export function loadEngineModule(opts: { debug?: boolean; path?: string } = {}):
   } catch (e) {
     throw new Error(`linker engine not built: ${file} is missing (run \`npm run build:wasm\`)`, { cause: e });
   }
-  const m = new WebAssembly.Module(bytes);
+  const m = new WebAssembly.Module(new Uint8Array(bytes));
   if (!opts.debug && !opts.path) cached = m;
   return m;
 }
