@@ -26,13 +26,27 @@ export function allocRegion(bytes: usize): usize {
   }
   const ptr = <usize>hget(H_TOP);
   const end = ptr + ((<usize>1) << k);
+  growTo(end);
+  hset(H_TOP, <u64>end);
+  return ptr; // fresh memory is zero
+}
+
+/** Memory that is never freed (pool pages): exactly `bytes`, no rounding to a size class. */
+export function allocForever(bytes: usize): usize {
+  const ptr = <usize>hget(H_TOP);
+  const end = (ptr + bytes + 63) & ~(63 as usize);
+  growTo(end);
+  hset(H_TOP, <u64>end);
+  return ptr;
+}
+
+function growTo(end: usize): void {
   const have = (<usize>memory.size()) << 16;
   if (end > have) {
+    // Grow by at least half again: fewer grows, each of which the host must notice.
     const pages = <i32>((end - have + 0xffff) >> 16);
     if (memory.grow(max(pages, <i32>(have >> 17))) < 0 && memory.grow(pages) < 0) unreachable();
   }
-  hset(H_TOP, <u64>end);
-  return ptr; // fresh memory is zero
 }
 
 export function freeRegion(ptr: usize, bytes: usize): void {

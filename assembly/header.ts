@@ -49,6 +49,7 @@ export const H_STATS = 83; // STAT_* follow
 export const H_NOW = 100;
 export const H_DEFER_BASE = 101;
 export const H_DEFER_CAP = 102;
+export const H_DECIDED_HELD = 103; // records decided but still held for late relatives
 export const H_WORDS = 104;
 
 export const OPT_USE_APP: u64 = 1;

@@ -14,7 +14,7 @@ import * as B from "./buffers";
 import {
   hget, hset, HDR, H_APP_BASE, H_IN_BASE, H_IN_CAP, H_MAGIC, H_MIN_BASE, H_MIN_CAP, H_MSG_BASE, H_MSG_LEN,
   H_NET_BASE, H_NOW, H_OPTS, H_OUT_BASE, H_OUT_LEN, H_REC_BASE, H_SETTLE, H_SHARD, H_SHARDS, H_STATS, H_THR_BASE,
-  H_THRESHOLD, H_TOP, H_WINDOW, H_WORDS, MAGIC, OPT_KEEP_ALL, OPT_USE_APP, STAT_COUNT,
+  H_THRESHOLD, H_TOP, H_DECIDED_HELD, H_WINDOW, H_WORDS, MAGIC, OPT_KEEP_ALL, OPT_USE_APP, STAT_COUNT,
 } from "./header";
 import { shardOfNet, shardOfThread } from "./ids";
 import * as L from "./layout";
@@ -35,8 +35,8 @@ export function init(shard: u32, shards: u32, windowMs: i64, settleMs: i64, thre
   hset(H_SETTLE, <u64>settleMs);
   hset(H_THRESHOLD, threshold);
   hset(H_OPTS, (useApp ? OPT_USE_APP : 0) | (keepAll ? OPT_KEEP_ALL : 0));
-  poolInit(H_REC_BASE, REC_SIZE, 1024);
-  poolInit(H_APP_BASE, APP_SIZE, 256);
+  poolInit(H_REC_BASE);
+  poolInit(H_APP_BASE);
   tableInit(H_NET_BASE, 2048);
   tableInit(H_THR_BASE, 2048);
   timersInit(1024);
@@ -117,6 +117,9 @@ export function stat(i: i32): u64 {
 /** Home records held (pending or kept for late relatives), stubs included. */
 export function heldRecords(): u64 {
   return poolLive(H_REC_BASE);
+}
+export function decidedHeld(): u64 {
+  return hget(H_DECIDED_HELD);
 }
 export function heldAppRecords(): u64 {
   return poolLive(H_APP_BASE);

@@ -9,7 +9,7 @@
 // states the same semantics plainly; the property tests hold the two equal for S = 1..64.
 import { deferFree, outNext, scratchGet, scratchPop, scratchPush, scratchTop, send } from "./buffers";
 import {
-  hget, stat, H_APP_BASE, H_NET_BASE, H_OPTS, H_REC_BASE, H_SETTLE, H_SHARD, H_SHARDS, H_THR_BASE, H_THRESHOLD,
+  hadd, hget, stat, H_APP_BASE, H_DECIDED_HELD, H_NET_BASE, H_OPTS, H_REC_BASE, H_SETTLE, H_SHARD, H_SHARDS, H_THR_BASE, H_THRESHOLD,
   H_WINDOW, OPT_KEEP_ALL, OPT_USE_APP, STAT_CONFLICTS, STAT_DUPLICATES, STAT_FORCED, STAT_LATE, STAT_ORPHANS,
   STAT_RECEIVED, STAT_ROOTS, STAT_SAMPLED_IN, STAT_SAMPLED_OUT, STAT_STUBS,
 } from "./header";
@@ -29,7 +29,7 @@ import {
   R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
   S_WAITING, setFlags, setState, state, R_F_FREE,
 } from "./record";
-import { homeSlot, maskOf, slotAt, slotsOf, tableInsert, tableRemove } from "./table";
+import { maskOf, slotAt, slotIdx, slotsOf, slotTag, tableInsert, tableRemove, tagOf } from "./table";
 import { T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
 
 const NO_GEN: i32 = -1;
@@ -91,13 +91,14 @@ function nearer(a: u32, da: u32, b: u32, db: u32): bool {
 export function findHome(key: u64, spanId: u64): u32 {
   const slots = slotsOf(H_NET_BASE);
   const mask = maskOf(H_NET_BASE);
-  let pos = homeSlot(key, mask);
-  let idx = slotAt(slots, pos);
-  while (idx != 0) {
+  const tag = tagOf(key);
+  for (let pos = tag & mask; ; pos = (pos + 1) & mask) {
+    const slot = slotAt(slots, pos);
+    const idx = slotIdx(slot);
+    if (idx == 0) return 0;
+    if (slotTag(slot) != tag) continue;
     const p = rp(idx);
     if (load<u64>(p + R_SPAN_ID) == spanId && load<u64>(p + R_KEY) == key && (flags(p) & R_F_STUB) == 0) return idx;
-    pos = (pos + 1) & mask;
-    idx = slotAt(slots, pos);
   }
   return 0;
 }
@@ -106,13 +107,14 @@ export function findHome(key: u64, spanId: u64): u32 {
 function findInThread(tid: u64, spanId: u64): u32 {
   const slots = slotsOf(H_THR_BASE);
   const mask = maskOf(H_THR_BASE);
-  let pos = homeSlot(tid, mask);
-  let idx = slotAt(slots, pos);
-  while (idx != 0) {
+  const tag = tagOf(tid);
+  for (let pos = tag & mask; ; pos = (pos + 1) & mask) {
+    const slot = slotAt(slots, pos);
+    const idx = slotIdx(slot);
+    if (idx == 0) return 0;
+    if (slotTag(slot) != tag) continue;
     const p = rp(idx);
     if (load<u64>(p + R_SPAN_ID) == spanId && load<u64>(p + R_TID) == tid) return idx;
-    pos = (pos + 1) & mask;
-    idx = slotAt(slots, pos);
   }
   return 0;
 }
@@ -166,11 +168,13 @@ function netJoin(idx: u32): void {
   const entry = isEntry(p);
   const slots = slotsOf(H_NET_BASE);
   const mask = maskOf(H_NET_BASE);
+  const tag = tagOf(key);
   let other: u32 = 0;
-  for (let pos = homeSlot(key, mask); ; pos = (pos + 1) & mask) {
-    const q = slotAt(slots, pos);
+  for (let pos = tag & mask; ; pos = (pos + 1) & mask) {
+    const slot = slotAt(slots, pos);
+    const q = slotIdx(slot);
     if (q == 0) break;
-    if (q == idx) continue;
+    if (q == idx || slotTag(slot) != tag) continue;
     const qp = rp(q);
     if (load<u64>(qp + R_KEY) != key || (flags(qp) & (R_F_EXPIRED | R_F_NET_CONFLICT)) != 0) continue;
     if (isEntry(qp) == entry) {
@@ -209,10 +213,12 @@ function threadJoin(idx: u32): void {
   const mask = maskOf(H_THR_BASE);
   // Collect first, link after: linking can decide and free records, which moves table slots.
   const base = scratchTop;
-  for (let pos = homeSlot(tid, mask); ; pos = (pos + 1) & mask) {
-    const q = slotAt(slots, pos);
+  const tag = tagOf(tid);
+  for (let pos = tag & mask; ; pos = (pos + 1) & mask) {
+    const slot = slotAt(slots, pos);
+    const q = slotIdx(slot);
     if (q == 0) break;
-    if (q == idx) continue;
+    if (q == idx || slotTag(slot) != tag) continue;
     const qp = rp(q);
     if (load<u64>(qp + R_TID) != tid || (flags(qp) & R_F_EXPIRED) != 0) continue;
     if (isEntry(qp)) {
@@ -357,6 +363,7 @@ export function assign(start: u32, hi: u64, lo: u64, sampled: bool): void {
     store<u64>(p + R_X, hi);
     store<u64>(p + R_Y, lo);
     setState(p, S_DECIDED);
+    hadd(H_DECIDED_HELD, 1);
     if (sampled) addFlags(p, R_F_SAMPLED);
     const f = flags(p);
     if ((f & R_F_STUB) != 0) {
@@ -457,6 +464,7 @@ export function freeRecord(idx: u32): void {
   const f = flags(p);
   appRelease(load<u32>(p + R_OWN_APP));
   if ((f & R_F_STATE) != S_DECIDED) appRelease(load<u32>(p + R_BEST_APP));
+  else hadd(H_DECIDED_HELD, <u64>-1);
   if ((f & R_F_STUB) == 0) tableRemove(H_NET_BASE, R_KEY, idx);
   if ((f & R_F_IN_THREAD) != 0) tableRemove(H_THR_BASE, R_TID, idx);
   setFlags(p, R_F_FREE);
@@ -519,13 +527,15 @@ export function checkTables(): u32 {
     const slots = slotsOf(h);
     const mask = maskOf(h);
     for (let pos: u32 = 0; pos <= mask; pos++) {
-      const idx = slotAt(slots, pos);
+      const slot = slotAt(slots, pos);
+      const idx = slotIdx(slot);
       if (idx == 0) continue;
       const p = rp(idx);
       if ((flags(p) & R_F_FREE) != 0) return 10 + t; // a freed record still in a table
+      if (slotTag(slot) != tagOf(load<u64>(p + keyAt))) return 30 + t; // a tag that is not its key's
       // reachable from its home slot without crossing an empty slot
-      for (let i = homeSlot(load<u64>(p + keyAt), mask); i != pos; i = (i + 1) & mask) {
-        if (slotAt(slots, i) == 0) return 20 + t;
+      for (let i = slotTag(slot) & mask; i != pos; i = (i + 1) & mask) {
+        if (slotIdx(slotAt(slots, i)) == 0) return 20 + t;
       }
     }
   }

@@ -1,24 +1,27 @@
-// Pools of fixed-size records addressed by a 1-based u32 index (0 = none). A pool is described
-// by five consecutive header words starting at `h`: base, capacity, high-water mark, free-list
-// head, live count. A freed record keeps its generation (a u16 at `genAt`, if ≥ 0) so that timers
-// pointing at a reused slot can tell it is no longer theirs.
-import { growRegion, regionBytes } from "./alloc";
+// Pools of fixed-size records addressed by a 1-based u32 index (0 = none), stored in pages of
+// 2^PAGE_SHIFT records. Pages never move, so growing costs no copy and wastes at most one page
+// (a doubling array would hold up to twice what it needs). A pool is five header words from
+// `h`: page table, page-table capacity, high-water mark, free-list head, live count. A freed
+// record keeps its u16 generation (at `genAt`, if ≥ 0) so stale timers can tell.
+import { allocForever, allocRegion, growRegion } from "./alloc";
 import { hget, hset } from "./header";
 
-const P_BASE = 0;
-const P_CAP = 1;
+const P_PAGES = 0;
+const P_PAGES_CAP = 1;
 const P_HWM = 2;
 const P_FREE = 3;
 const P_LIVE = 4;
+export const PAGE_SHIFT: u32 = 14;
+const PAGE_MASK: u32 = (1 << PAGE_SHIFT) - 1;
 
 @inline export function poolPtr(h: i32, size: u32, idx: u32): usize {
-  return <usize>hget(h + P_BASE) + <usize>idx * <usize>size;
+  const page = load<usize>(<usize>hget(h + P_PAGES) + (<usize>(idx >> PAGE_SHIFT) << alignof<usize>()));
+  return page + <usize>(idx & PAGE_MASK) * <usize>size;
 }
 
-export function poolInit(h: i32, size: u32, cap: u32): void {
-  const bytes = regionBytes(<usize>(cap + 1) * size);
-  hset(h + P_BASE, <u64>growRegion(0, 0, 0, bytes));
-  hset(h + P_CAP, <u64>(bytes / size - 1));
+export function poolInit(h: i32): void {
+  hset(h + P_PAGES, <u64>allocRegion(64 << alignof<usize>()));
+  hset(h + P_PAGES_CAP, 64);
   hset(h + P_HWM, 0);
   hset(h + P_FREE, 0);
   hset(h + P_LIVE, 0);
@@ -35,17 +38,22 @@ export function poolAlloc(h: i32, size: u32, genAt: i32): u32 {
     if (genAt >= 0) store<u16>(p + genAt, gen);
   } else {
     idx = <u32>hget(h + P_HWM) + 1;
-    const cap = <u32>hget(h + P_CAP);
-    if (idx > cap) {
-      const oldBytes = regionBytes(<usize>(cap + 1) * size);
-      const bytes = oldBytes << 1;
-      hset(h + P_BASE, <u64>growRegion(<usize>hget(h + P_BASE), oldBytes, <usize>idx * size, bytes));
-      hset(h + P_CAP, <u64>(bytes / size - 1));
-    }
+    if ((idx & PAGE_MASK) == 0 || idx == 1) addPage(h, size, idx >> PAGE_SHIFT);
     hset(h + P_HWM, <u64>idx);
   }
   hset(h + P_LIVE, hget(h + P_LIVE) + 1);
   return idx;
+}
+
+function addPage(h: i32, size: u32, page: u32): void {
+  const cap = <u32>hget(h + P_PAGES_CAP);
+  if (page >= cap) {
+    const bytes = <usize>cap << alignof<usize>();
+    hset(h + P_PAGES, <u64>growRegion(<usize>hget(h + P_PAGES), bytes, bytes, bytes << 1));
+    hset(h + P_PAGES_CAP, <u64>(cap << 1));
+  }
+  const mem = allocForever(<usize>size << PAGE_SHIFT); // fresh memory is zero; pages stay
+  store<usize>(<usize>hget(h + P_PAGES) + (<usize>page << alignof<usize>()), mem);
 }
 
 /** Frees a record; only its generation word survives until reuse. */

@@ -1,7 +1,8 @@
 // A span record (72 bytes): a span whose home is this shard, or a stub standing in at its thread
 // shard for a span whose home is another shard. Layout chosen for ≤ 100 B per held span with the
 // table slots and a timer (BENCHMARKS.md measures it).
-import { H_REC_BASE, hget } from "./header";
+import { H_REC_BASE } from "./header";
+import { poolPtr } from "./pool";
 
 export const R_SPAN_ID: u32 = 0; // u64
 export const R_KEY: u32 = 8; // u64: req_seq | resp_seq << 32
@@ -43,7 +44,7 @@ export const S_ROOT: u32 = 128;
 export const S_DECIDED: u32 = 192;
 
 @inline export function rp(idx: u32): usize {
-  return <usize>hget(H_REC_BASE) + <usize>idx * <usize>REC_SIZE;
+  return poolPtr(H_REC_BASE, REC_SIZE, idx);
 }
 @inline export function flags(p: usize): u32 {
   return <u32>load<u16>(p + R_FLAGS);

@@ -1,6 +1,9 @@
 // Open-addressing multi-map from a u64 key to span records, with linear probing and
 // backward-shift deletion (Knuth vol. 3, 6.4 Algorithm R), so deletes leave no tombstones.
-// Slots hold only the record index (4 bytes); the key is read from the record at `keyAt`.
+// A slot is 8 bytes: the record index (low 32 bits) and a tag, the high half of the key's hash
+// (high 32 bits), whose low bits are also the home slot. Probes compare tags and only read a
+// record on a tag match, and deletion finds homes from tags: no cache miss into the records
+// except for real matches (a 4-byte slot that read each key from its record cost ~5x the time).
 // A table is three header words from `h`: base, capacity (power of two), count.
 import { growRegion, freeRegion } from "./alloc";
 import { hget, hset } from "./header";
@@ -10,12 +13,12 @@ import { rp } from "./record";
 const T_BASE = 0;
 const T_CAP = 1;
 const T_COUNT = 2;
-/** Grow at 70% load: linear probing stays short, slots cost ~6-12 B per entry. */
+/** Grow at 70% load: probe runs stay short. */
 const MAX_LOAD_NUM: u64 = 7;
 const MAX_LOAD_DEN: u64 = 10;
 
 export function tableInit(h: i32, cap: u32): void {
-  hset(h + T_BASE, <u64>growRegion(0, 0, 0, <usize>cap << 2));
+  hset(h + T_BASE, <u64>growRegion(0, 0, 0, <usize>cap << 3));
   hset(h + T_CAP, cap);
   hset(h + T_COUNT, 0);
 }
@@ -26,36 +29,43 @@ export function tableInit(h: i32, cap: u32): void {
 @inline export function maskOf(h: i32): u32 {
   return <u32>hget(h + T_CAP) - 1;
 }
-@inline export function homeSlot(key: u64, mask: u32): u32 {
-  return <u32>(mix64(key ^ SALT_TABLE) >> 32) & mask;
+/** The tag of a key: the high half of its hash (any value; a slot is in use when its index is not 0). */
+@inline export function tagOf(key: u64): u32 {
+  return <u32>(mix64(key ^ SALT_TABLE) >> 32);
 }
-@inline export function slotAt(slots: usize, pos: u32): u32 {
-  return load<u32>(slots + (<usize>pos << 2));
+@inline export function slotAt(slots: usize, pos: u32): u64 {
+  return load<u64>(slots + (<usize>pos << 3));
+}
+@inline export function slotIdx(slot: u64): u32 {
+  return <u32>slot;
+}
+@inline export function slotTag(slot: u64): u32 {
+  return <u32>(slot >> 32);
 }
 
 export function tableInsert(h: i32, keyAt: u32, idx: u32): void {
   const count = hget(h + T_COUNT) + 1;
-  if (count * MAX_LOAD_DEN > hget(h + T_CAP) * MAX_LOAD_NUM) rehash(h, keyAt, <u32>hget(h + T_CAP) << 1);
+  if (count * MAX_LOAD_DEN > hget(h + T_CAP) * MAX_LOAD_NUM) rehash(h, <u32>hget(h + T_CAP) << 1);
   hset(h + T_COUNT, count);
-  put(slotsOf(h), maskOf(h), load<u64>(rp(idx) + keyAt), idx);
+  put(slotsOf(h), maskOf(h), (<u64>tagOf(load<u64>(rp(idx) + keyAt)) << 32) | idx);
 }
 
-@inline function put(slots: usize, mask: u32, key: u64, idx: u32): void {
-  let pos = homeSlot(key, mask);
-  while (slotAt(slots, pos) != 0) pos = (pos + 1) & mask;
-  store<u32>(slots + (<usize>pos << 2), idx);
+@inline function put(slots: usize, mask: u32, slot: u64): void {
+  let pos = slotTag(slot) & mask;
+  while (slotIdx(slotAt(slots, pos)) != 0) pos = (pos + 1) & mask;
+  store<u64>(slots + (<usize>pos << 3), slot);
 }
 
-function rehash(h: i32, keyAt: u32, cap: u32): void {
+function rehash(h: i32, cap: u32): void {
   const old = slotsOf(h);
   const oldCap = <u32>hget(h + T_CAP);
-  const slots = growRegion(0, 0, 0, <usize>cap << 2);
+  const slots = growRegion(0, 0, 0, <usize>cap << 3);
   const mask = cap - 1;
   for (let i: u32 = 0; i < oldCap; i++) {
-    const idx = slotAt(old, i);
-    if (idx != 0) put(slots, mask, load<u64>(rp(idx) + keyAt), idx);
+    const s = slotAt(old, i);
+    if (slotIdx(s) != 0) put(slots, mask, s);
   }
-  freeRegion(old, <usize>oldCap << 2);
+  freeRegion(old, <usize>oldCap << 3);
   hset(h + T_BASE, <u64>slots);
   hset(h + T_CAP, cap);
 }
@@ -64,9 +74,9 @@ function rehash(h: i32, keyAt: u32, cap: u32): void {
 export function tableRemove(h: i32, keyAt: u32, idx: u32): void {
   const slots = slotsOf(h);
   const mask = maskOf(h);
-  let i = homeSlot(load<u64>(rp(idx) + keyAt), mask);
-  while (slotAt(slots, i) != idx) {
-    if (slotAt(slots, i) == 0) unreachable(); // not present: a bookkeeping bug
+  let i = tagOf(load<u64>(rp(idx) + keyAt)) & mask;
+  while (slotIdx(slotAt(slots, i)) != idx) {
+    if (slotIdx(slotAt(slots, i)) == 0) unreachable(); // not present: a bookkeeping bug
     i = (i + 1) & mask;
   }
   // Backward shift: pull later members of the probe run into the hole when their home allows.
@@ -74,15 +84,15 @@ export function tableRemove(h: i32, keyAt: u32, idx: u32): void {
   for (;;) {
     j = (j + 1) & mask;
     const e = slotAt(slots, j);
-    if (e == 0) break;
-    const k = homeSlot(load<u64>(rp(e) + keyAt), mask);
+    if (slotIdx(e) == 0) break;
+    const k = slotTag(e) & mask;
     // The entry at j may move to i iff its home k is not cyclically within (i, j].
     const inRange = i <= j ? k > i && k <= j : k > i || k <= j;
     if (!inRange) {
-      store<u32>(slots + (<usize>i << 2), e);
+      store<u64>(slots + (<usize>i << 3), e);
       i = j;
     }
   }
-  store<u32>(slots + (<usize>i << 2), 0);
+  store<u64>(slots + (<usize>i << 3), 0);
   hset(h + T_COUNT, hget(h + T_COUNT) - 1);
 }

@@ -3,7 +3,7 @@
 import { build } from "esbuild";
 
 await build({
-  entryPoints: { espan: "src/cli/espan.ts" },
+  entryPoints: { espan: "src/cli/espan.ts", "bench-core": "bench/core.ts" },
   outdir: "dist",
   bundle: true,
   platform: "node",

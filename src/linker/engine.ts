@@ -27,6 +27,7 @@ interface EngineExports {
   stat(i: number): bigint;
   heldRecords(): bigint;
   heldAppRecords(): bigint;
+  decidedHeld(): bigint;
   pendingTimers(): bigint;
   memoryUsed(): number;
   restored(): number;
@@ -98,11 +99,33 @@ export class LinkerEngine {
 
   /** Registers spans that arrived at `arrivalMs`; `refs[i]` is echoed in span i's result. */
   ingest(spans: readonly ESpan[], arrivalMs: number, refs?: ArrayLike<number>): void {
-    const L = this.L;
     const n = spans.length;
     if (n === 0) return;
     const ptr = this.x.inputBuffer(n);
-    const dv = new DataView(this.x.memory.buffer, ptr, n * L.IN_SIZE);
+    this.encodeInto(new DataView(this.x.memory.buffer, ptr, n * this.L.IN_SIZE), spans, arrivalMs, refs);
+    this.x.ingest(n);
+  }
+
+  /** The engine's input records for these spans, to keep or to send elsewhere (ingestRecords). */
+  encode(spans: readonly ESpan[], arrivalMs: number, refs?: ArrayLike<number>): Uint8Array {
+    const bytes = new Uint8Array(spans.length * this.L.IN_SIZE);
+    this.encodeInto(new DataView(bytes.buffer), spans, arrivalMs, refs);
+    return bytes;
+  }
+
+  /** Input records made by `encode` (whole records, concatenated). */
+  ingestRecords(bytes: Uint8Array): void {
+    const n = bytes.byteLength / this.L.IN_SIZE;
+    if (!Number.isInteger(n)) throw new Error(`input of ${bytes.byteLength} bytes is not whole records`);
+    if (n === 0) return;
+    const ptr = this.x.inputBuffer(n); // may grow memory: take the buffer after
+    new Uint8Array(this.x.memory.buffer, ptr, bytes.byteLength).set(bytes);
+    this.x.ingest(n);
+  }
+
+  private encodeInto(dv: DataView, spans: readonly ESpan[], arrivalMs: number, refs?: ArrayLike<number>): void {
+    const L = this.L;
+    const n = spans.length;
     const arrival = BigInt(Math.floor(arrivalMs));
     for (let i = 0; i < n; i++) {
       const s = spans[i];
@@ -115,6 +138,11 @@ export class LinkerEngine {
         putHex64(dv, o + L.IN_TID, s.thread_trace_id);
         flags |= L.IN_F_HAS_TID;
       } else dv.setBigUint64(o + L.IN_TID, 0n, true);
+      if (!s.app_trace_id) {
+        dv.setBigUint64(o + L.IN_APP_HI, 0n, true);
+        dv.setBigUint64(o + L.IN_APP_LO, 0n, true);
+      }
+      if (!s.app_parent_id) dv.setBigUint64(o + L.IN_APP_PARENT, 0n, true);
       dv.setBigUint64(o + L.IN_START, BigInt(s.start_ns), true);
       dv.setBigInt64(o + L.IN_ARRIVAL, arrival, true);
       if (s.app_trace_id) {
@@ -132,7 +160,6 @@ export class LinkerEngine {
       dv.setUint32(o + L.IN_REF, refs ? refs[i] : i, true);
       dv.setUint32(o + L.IN_FLAGS, flags, true);
     }
-    this.x.ingest(n);
   }
 
   /** Runs every timer due at `nowMs`. */
@@ -165,6 +192,13 @@ export class LinkerEngine {
     }
     this.x.outputClear();
     return out;
+  }
+
+  /** Discards the decided spans, returning how many there were (benchmarks). */
+  drainCount(): number {
+    const n = this.x.outputCount();
+    this.x.outputClear();
+    return n;
   }
 
   drainResults(): LinkResult[] {
@@ -219,6 +253,10 @@ export class LinkerEngine {
   /** Span records held: waiting, or decided and kept for late relatives until their window ends. */
   get heldRecords(): number {
     return Number(this.x.heldRecords());
+  }
+  /** Held records already decided (kept for late relatives until their window ends). */
+  get decidedHeld(): number {
+    return Number(this.x.decidedHeld());
   }
   get pendingTimers(): number {
     return Number(this.x.pendingTimers());

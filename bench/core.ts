@@ -1,0 +1,175 @@
+/**
+ * `npm run bench:core`: generated spans through the WASM engine and the TS reference model in
+ * the same run, with arrival streaming at a fixed rate so windows expire as in production.
+ * Reports spans/s (median of the runs), the ratio, held/pending spans, bytes per held span,
+ * and peak memory. Figures go to BENCHMARKS.md; nothing here asserts.
+ *
+ *   node dist/bench-core.js [--spans 1000000] [--runs 3] [--rate 50000] [--shards 1] [--model-runs 1]
+ */
+import { parseArgs } from "node:util";
+import type { ESpan } from "../contract/espan.ts";
+import type { LinkConfig } from "../src/linker/config.ts";
+import { LinkerEngine } from "../src/linker/engine.ts";
+import { LocalCluster } from "../src/linker/local-cluster.ts";
+import { loadEngineModule } from "../src/linker/load-node.ts";
+import { generateTrafficChunks } from "../test/gen/traffic.ts";
+import { ReferenceLinker } from "../test/model/reference-linker.ts";
+import { machine, median } from "./report.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    spans: { type: "string", default: "1000000" },
+    runs: { type: "string", default: "3" },
+    "model-runs": { type: "string", default: "1" },
+    rate: { type: "string", default: "50000" },
+    batch: { type: "string", default: "500" },
+    shards: { type: "string", default: "1" },
+    json: { type: "boolean", default: false },
+  },
+});
+const N = Number(args.spans);
+const RATE = Number(args.rate); // spans per second of (simulated) arrival
+const BATCH = Number(args.batch);
+const CFG: LinkConfig = { windowMs: 20_000, settleMs: 2_000, samplingRate: 0.1, useAppTraceId: true };
+
+/** Generated traffic, in emit order, as arrival batches of BATCH spans at RATE spans/s. */
+function traffic(): { batches: ESpan[][]; at: number[] } {
+  const spans: ESpan[] = [];
+  for (const chunk of generateTrafficChunks({
+    seed: 7, traces: Math.ceil(N / 6), appInstrumentedFraction: 0.2, untracedCallerFraction: 0.3,
+    clientRootFraction: 0.4, dbCallFraction: 0.3, natFraction: 0.2,
+  }, 2000)) {
+    for (const s of chunk.spans) spans.push(s);
+    if (spans.length >= N) break;
+  }
+  spans.length = Math.min(spans.length, N);
+  const batches: ESpan[][] = [];
+  const at: number[] = [];
+  for (let i = 0; i < spans.length; i += BATCH) {
+    batches.push(spans.slice(i, i + BATCH));
+    at.push(Math.floor((i / RATE) * 1000));
+  }
+  return { batches, at };
+}
+
+interface Run {
+  seconds: number;
+  maxHeld: number;
+  maxPending: number;
+  memory: number;
+  bytesPerHeld: number;
+  decided: number;
+}
+
+/** The engine alone: records encoded beforehand, so the time is the engine's. */
+function runEngineRecords(module: WebAssembly.Module, encoded: Uint8Array[], at: number[]): Run {
+  const e = new LinkerEngine(module, CFG);
+  let maxHeld = 0;
+  let maxPending = 0;
+  let bytesAtMax = 0;
+  let decided = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < encoded.length; i++) {
+    e.tick(at[i]);
+    e.ingestRecords(encoded[i]);
+    decided += e.drainCount();
+    if (i % 64 === 0) {
+      const held = e.heldRecords;
+      if (held > maxHeld) {
+        maxHeld = held;
+        bytesAtMax = e.memoryUsed;
+      }
+      maxPending = Math.max(maxPending, held - e.decidedHeld);
+    }
+  }
+  e.tick(Number.MAX_SAFE_INTEGER);
+  decided += e.drainCount();
+  const seconds = (performance.now() - t0) / 1000;
+  return { seconds, maxHeld, maxPending, memory: e.memoryReserved, bytesPerHeld: bytesAtMax / maxHeld, decided };
+}
+
+/** From eSpan objects: encoding included (what the CLI and a shard pay). */
+function runEngineSpans(module: WebAssembly.Module, batches: ESpan[][], at: number[], shards: number): Run {
+  const c = new LocalCluster(module, CFG, shards);
+  let decided = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < batches.length; i++) {
+    c.tick(at[i]);
+    c.ingest(batches[i], at[i]);
+    for (const e of c.engines) decided += e.drainCount();
+  }
+  c.tick(Number.MAX_SAFE_INTEGER);
+  for (const e of c.engines) decided += e.drainCount();
+  const seconds = (performance.now() - t0) / 1000;
+  const memory = c.engines.reduce((a, e) => a + e.memoryReserved, 0);
+  return { seconds, maxHeld: 0, maxPending: 0, memory, bytesPerHeld: 0, decided };
+}
+
+function runModel(batches: ESpan[][], at: number[]): Run {
+  const m = new ReferenceLinker(CFG);
+  let decided = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < batches.length; i++) {
+    m.tick(at[i]);
+    m.add(batches[i], at[i]);
+    decided += m.drain().length;
+  }
+  m.tick(Number.MAX_SAFE_INTEGER);
+  decided += m.drain().length;
+  return { seconds: (performance.now() - t0) / 1000, maxHeld: 0, maxPending: 0, memory: 0, bytesPerHeld: 0, decided };
+}
+
+const tGen = performance.now();
+const { batches, at } = traffic();
+const total = batches.reduce((a, b) => a + b.length, 0);
+const module = loadEngineModule();
+const encoder = new LinkerEngine(module, CFG);
+const encoded = batches.map((b, i) => encoder.encode(b, at[i]));
+console.error(`generated ${total} spans in ${((performance.now() - tGen) / 1000).toFixed(1)} s; arrival ${RATE}/s in batches of ${BATCH}`);
+
+const runs = Number(args.runs);
+const engineRuns: Run[] = [];
+const spanRuns: Run[] = [];
+const modelRuns: Run[] = [];
+let peakRss = 0;
+for (let r = 0; r < runs; r++) {
+  // Alternate, so that machine noise hits all three alike.
+  engineRuns.push(runEngineRecords(module, encoded, at));
+  spanRuns.push(runEngineSpans(module, batches, at, Number(args.shards)));
+  if (r < Number(args["model-runs"])) modelRuns.push(runModel(batches, at));
+  peakRss = Math.max(peakRss, process.resourceUsage().maxRSS * 1024);
+  console.error(`run ${r + 1}/${runs}: engine ${(total / engineRuns[r].seconds / 1e6).toFixed(2)}M/s, with encoding ${(total / spanRuns[r].seconds / 1e6).toFixed(2)}M/s${modelRuns[r] ? `, model ${(total / modelRuns[r].seconds / 1e3).toFixed(0)}k/s` : ""}`);
+}
+
+const rate = (rs: Run[]) => total / median(rs.map((r) => r.seconds));
+const e = engineRuns[0];
+const result = {
+  machine: machine(),
+  spans: total,
+  arrivalRate: RATE,
+  batch: BATCH,
+  config: CFG,
+  engineSpansPerSec: rate(engineRuns),
+  engineWithEncodingSpansPerSec: rate(spanRuns),
+  modelSpansPerSec: rate(modelRuns),
+  ratioEngineToModel: rate(engineRuns) / rate(modelRuns),
+  ratioWithEncodingToModel: rate(spanRuns) / rate(modelRuns),
+  maxHeldSpans: e.maxHeld,
+  maxPendingSpans: e.maxPending,
+  bytesPerHeldSpan: e.bytesPerHeld,
+  wasmMemoryBytes: e.memory,
+  peakRssBytes: peakRss,
+  decided: e.decided,
+  runs,
+};
+if (args.json) console.log(JSON.stringify(result, null, 2));
+else {
+  console.log(`spans                      ${total} (arrival ${RATE}/s, window ${CFG.windowMs / 1000} s, settle ${CFG.settleMs / 1000} s)`);
+  console.log(`engine (records)           ${(result.engineSpansPerSec / 1e6).toFixed(2)} M spans/s (median of ${runs})`);
+  console.log(`engine (from eSpans)       ${(result.engineWithEncodingSpansPerSec / 1e6).toFixed(2)} M spans/s`);
+  console.log(`reference model            ${(result.modelSpansPerSec / 1e6).toFixed(3)} M spans/s`);
+  console.log(`ratio engine / model       ${result.ratioEngineToModel.toFixed(1)}x (from eSpans: ${result.ratioWithEncodingToModel.toFixed(1)}x)`);
+  console.log(`held spans (max)           ${e.maxHeld} (pending, undecided: ${e.maxPending})`);
+  console.log(`bytes per held span        ${e.bytesPerHeld.toFixed(1)}`);
+  console.log(`wasm memory                ${(e.memory / 2 ** 20).toFixed(1)} MiB; peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB`);
+}
