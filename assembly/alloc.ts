@@ -31,8 +31,31 @@ export function allocRegion(bytes: usize): usize {
   return ptr; // fresh memory is zero
 }
 
-/** Memory that is never freed (pool pages): exactly `bytes`, no rounding to a size class. */
+/**
+ * Memory that is never freed (pool pages): exactly `bytes`, no rounding to a size class. Carved
+ * from a freed region when one is big enough: the regions that growing tables and queues leave
+ * behind (together about as large as the tables) become record pages instead of waste.
+ */
 export function allocForever(bytes: usize): usize {
+  bytes = (bytes + 63) & ~(63 as usize);
+  for (let k = sizeClass(bytes); k < 32; k++) {
+    const head = <usize>hget(H_FREE + k);
+    if (head == 0) continue;
+    hset(H_FREE + k, load<u64>(head));
+    // Give back the rest as power-of-two pieces, largest first.
+    let rest = ((<usize>1) << k) - bytes;
+    let at = head + bytes;
+    for (let j = k - 1; j >= 6 && rest > 0; j--) {
+      const piece = (<usize>1) << j;
+      if (rest >= piece) {
+        freeRegion(at, piece);
+        at += piece;
+        rest -= piece;
+      }
+    }
+    memory.fill(head, 0, bytes);
+    return head;
+  }
   const ptr = <usize>hget(H_TOP);
   const end = (ptr + bytes + 63) & ~(63 as usize);
   growTo(end);
@@ -62,4 +85,13 @@ export function growRegion(ptr: usize, oldBytes: usize, used: usize, bytes: usiz
   if (used > 0) memory.copy(next, ptr, used);
   freeRegion(ptr, oldBytes);
   return next;
+}
+
+/** Bytes sitting on the free lists (freed regions not reused yet). */
+export function freeBytes(): u64 {
+  let n: u64 = 0;
+  for (let k = 6; k < 32; k++) {
+    for (let r = <usize>hget(H_FREE + k); r != 0; r = <usize>load<u64>(r)) n += (<u64>1) << k;
+  }
+  return n;
 }

@@ -50,7 +50,8 @@ export const H_NOW = 100;
 export const H_DEFER_BASE = 101;
 export const H_DEFER_CAP = 102;
 export const H_DECIDED_HELD = 103; // records decided but still held for late relatives
-export const H_WORDS = 104;
+export const H_EPOCH = 104; // ms: window-expiry deadlines are kept as u32 offsets from it
+export const H_WORDS = 112;
 
 export const OPT_USE_APP: u64 = 1;
 export const OPT_KEEP_ALL: u64 = 2;

@@ -8,22 +8,22 @@
 //   inboxBuffer(n), accept(n)   messages from other shards
 //   snapshotBytes()        memory [0, n) is the whole state; restore by copying it back
 import "./abort";
-import { initAlloc } from "./alloc";
+import { freeBytes, initAlloc } from "./alloc";
 import { buffersInit, deferGet, deferLen, ensure } from "./buffers";
 import * as B from "./buffers";
 import {
   hget, hset, HDR, H_APP_BASE, H_IN_BASE, H_IN_CAP, H_MAGIC, H_MIN_BASE, H_MIN_CAP, H_MSG_BASE, H_MSG_LEN,
   H_NET_BASE, H_NOW, H_OPTS, H_OUT_BASE, H_OUT_LEN, H_REC_BASE, H_SETTLE, H_SHARD, H_SHARDS, H_STATS, H_THR_BASE,
-  H_THRESHOLD, H_TOP, H_DECIDED_HELD, H_WINDOW, H_WORDS, MAGIC, OPT_KEEP_ALL, OPT_USE_APP, STAT_COUNT,
+  H_THRESHOLD, H_TOP, H_DECIDED_HELD, H_OUT_CAP, H_MSG_CAP, H_STACK_CAP, H_DEFER_CAP, H_WINDOW, H_WORDS, MAGIC, OPT_KEEP_ALL, OPT_USE_APP, STAT_COUNT,
 } from "./header";
 import { shardOfNet, shardOfThread } from "./ids";
 import * as L from "./layout";
 import { acceptOne, checkTables, freeRecord, ingestOne, onTimer } from "./link";
 export { checkTables };
-import { poolInit, poolLive } from "./pool";
+import { PAGE_SHIFT, poolInit, poolLive, poolPages } from "./pool";
 import { APP_SIZE, REC_SIZE } from "./record";
 import { tableInit } from "./table";
-import { dueAt, dueAux, dueIdx, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
+import { dueAt, dueGen, dueIdx, dueKind, timerBytes, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
 
 export function init(shard: u32, shards: u32, windowMs: i64, settleMs: i64, threshold: u64, useApp: bool, keepAll: bool): void {
   memory.fill(HDR, 0, <usize>H_WORDS << 3);
@@ -63,7 +63,7 @@ export function ingest(n: u32): void {
 export function tick(nowMs: i64): void {
   begin();
   hset(H_NOW, <u64>nowMs);
-  while (timerPopDue(nowMs)) onTimer(dueAux >> 16, dueIdx, dueAux & 0xffff, dueAt);
+  while (timerPopDue(nowMs)) onTimer(dueKind, dueIdx, dueGen, dueAt);
   end();
 }
 
@@ -127,6 +127,23 @@ export function heldAppRecords(): u64 {
 export function pendingTimers(): u64 {
   return timerCount();
 }
+/**
+ * Where the memory goes (bytes), for the benchmark: 0 record pages, 1 app-record pages, 2 net
+ * table, 3 thread table, 4 timers, 5 host buffers, 6 regions on free lists.
+ */
+export function memoryPart(i: i32): u64 {
+  switch (i) {
+    case 0: return poolPages(H_REC_BASE) * (<u64>REC_SIZE << PAGE_SHIFT);
+    case 1: return poolPages(H_APP_BASE) * (<u64>APP_SIZE << PAGE_SHIFT);
+    case 2: return hget(H_NET_BASE + 1) << 3;
+    case 3: return hget(H_THR_BASE + 1) << 3;
+    case 4: return timerBytes();
+    case 5: return hget(H_IN_CAP) + hget(H_OUT_CAP) + hget(H_MSG_CAP) + hget(H_MIN_CAP) + hget(H_STACK_CAP) + hget(H_DEFER_CAP);
+    case 6: return freeBytes();
+    default: return 0;
+  }
+}
+
 /** Bytes of linear memory in use: the snapshot size. */
 export function memoryUsed(): usize {
   return <usize>hget(H_TOP);

@@ -29,8 +29,8 @@ import {
   R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
   S_WAITING, setFlags, setState, state, R_F_FREE,
 } from "./record";
-import { maskOf, slotAt, slotIdx, slotsOf, slotTag, tableInsert, tableRemove, tagOf } from "./table";
-import { T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
+import { maskOf, probeEnds, slotAt, slotIdx, slotsOf, slotTag, tableInsert, tableRemove, tagOf } from "./table";
+import { NO_GEN_CHECK, T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
 
 const NO_GEN: i32 = -1;
 
@@ -92,11 +92,11 @@ export function findHome(key: u64, spanId: u64): u32 {
   const slots = slotsOf(H_NET_BASE);
   const mask = maskOf(H_NET_BASE);
   const tag = tagOf(key);
-  for (let pos = tag & mask; ; pos = (pos + 1) & mask) {
+  for (let pos = tag & mask, dist: u32 = 0; ; pos = (pos + 1) & mask, dist++) {
     const slot = slotAt(slots, pos);
-    const idx = slotIdx(slot);
-    if (idx == 0) return 0;
+    if (probeEnds(slot, pos, dist, mask)) return 0;
     if (slotTag(slot) != tag) continue;
+    const idx = slotIdx(slot);
     const p = rp(idx);
     if (load<u64>(p + R_SPAN_ID) == spanId && load<u64>(p + R_KEY) == key && (flags(p) & R_F_STUB) == 0) return idx;
   }
@@ -108,11 +108,11 @@ function findInThread(tid: u64, spanId: u64): u32 {
   const slots = slotsOf(H_THR_BASE);
   const mask = maskOf(H_THR_BASE);
   const tag = tagOf(tid);
-  for (let pos = tag & mask; ; pos = (pos + 1) & mask) {
+  for (let pos = tag & mask, dist: u32 = 0; ; pos = (pos + 1) & mask, dist++) {
     const slot = slotAt(slots, pos);
-    const idx = slotIdx(slot);
-    if (idx == 0) return 0;
+    if (probeEnds(slot, pos, dist, mask)) return 0;
     if (slotTag(slot) != tag) continue;
+    const idx = slotIdx(slot);
     const p = rp(idx);
     if (load<u64>(p + R_SPAN_ID) == spanId && load<u64>(p + R_TID) == tid) return idx;
   }
@@ -170,10 +170,10 @@ function netJoin(idx: u32): void {
   const mask = maskOf(H_NET_BASE);
   const tag = tagOf(key);
   let other: u32 = 0;
-  for (let pos = tag & mask; ; pos = (pos + 1) & mask) {
+  for (let pos = tag & mask, dist: u32 = 0; ; pos = (pos + 1) & mask, dist++) {
     const slot = slotAt(slots, pos);
+    if (probeEnds(slot, pos, dist, mask)) break;
     const q = slotIdx(slot);
-    if (q == 0) break;
     if (q == idx || slotTag(slot) != tag) continue;
     const qp = rp(q);
     if (load<u64>(qp + R_KEY) != key || (flags(qp) & (R_F_EXPIRED | R_F_NET_CONFLICT)) != 0) continue;
@@ -214,10 +214,10 @@ function threadJoin(idx: u32): void {
   // Collect first, link after: linking can decide and free records, which moves table slots.
   const base = scratchTop;
   const tag = tagOf(tid);
-  for (let pos = tag & mask; ; pos = (pos + 1) & mask) {
+  for (let pos = tag & mask, dist: u32 = 0; ; pos = (pos + 1) & mask, dist++) {
     const slot = slotAt(slots, pos);
+    if (probeEnds(slot, pos, dist, mask)) break;
     const q = slotIdx(slot);
-    if (q == 0) break;
     if (q == idx || slotTag(slot) != tag) continue;
     const qp = rp(q);
     if (load<u64>(qp + R_TID) != tid || (flags(qp) & R_F_EXPIRED) != 0) continue;
@@ -405,9 +405,9 @@ function emit(p: usize, hi: u64, lo: u64, sampled: bool): void {
 
 // ---- Timers ----
 
-export function onTimer(kind: u32, idx: u32, g: u32, at: i64): void {
+export function onTimer(kind: u32, idx: u32, g: i32, at: i64): void {
   const p = rp(idx);
-  if (gen(p) != g) return; // the record was freed and reused since
+  if (g != NO_GEN_CHECK && gen(p) != <u32>g) return; // the record was freed and reused since
   if (kind == T_EXPIRE) expire(idx, at);
   else if (kind == T_DECIDE) {
     if (state(p) == S_ROOT) decide(idx);

@@ -67,3 +67,9 @@ export function poolFree(h: i32, size: u32, idx: u32): void {
 export function poolLive(h: i32): u64 {
   return hget(h + P_LIVE);
 }
+
+/** Pages allocated so far. */
+export function poolPages(h: i32): u64 {
+  const hwm = hget(h + P_HWM);
+  return hwm == 0 ? 0 : (hwm >> PAGE_SHIFT) + 1;
+}

@@ -1,29 +1,30 @@
-// A span record (72 bytes): a span whose home is this shard, or a stub standing in at its thread
-// shard for a span whose home is another shard. Layout chosen for ≤ 100 B per held span with the
-// table slots and a timer (BENCHMARKS.md measures it).
+// A span record (64 bytes, a cache line): a span whose home is this shard, or a stub standing in
+// at its thread shard for a span whose home is another shard. Sized for ≤ 100 B per held span
+// with its table slots and timer (BENCHMARKS.md measures it): fields that are never needed at
+// the same time share bytes.
 import { H_REC_BASE } from "./header";
 import { poolPtr } from "./pool";
 
 export const R_SPAN_ID: u32 = 0; // u64
 export const R_KEY: u32 = 8; // u64: req_seq | resp_seq << 32
 export const R_TID: u32 = 16; // u64: thread id (R_F_HAS_TID)
-export const R_START: u32 = 24; // u64: start_ns
-// Undecided: the best app-context carrier of the subtree: app record (u32) and depth (u32).
-// Decided: the trace id (hi, lo).
-export const R_X: u32 = 32; // u64
-export const R_Y: u32 = 40; // u64
-export const R_BEST_APP: u32 = 32; // u32 (undecided)
-export const R_BEST_DEPTH: u32 = 36; // u32 (undecided)
+// Undecided: X = the best app-context carrier of the subtree (app record u32, depth u32) and
+// Y = the span's start_ns (a root's trace id needs it: the ULID time). Decided: the trace id.
+export const R_X: u32 = 24; // u64
+export const R_Y: u32 = 32; // u64
+export const R_BEST_APP: u32 = 24; // u32 (undecided)
+export const R_BEST_DEPTH: u32 = 28; // u32 (undecided)
+export const R_START: u32 = 32; // u64 (undecided)
 // Local parent and next sibling (u32 each); or, with R_F_REMOTE_PARENT, the parent's span id.
-export const R_PARENT: u32 = 48; // u32
-export const R_SIBLING: u32 = 52; // u32
-export const R_REMOTE_PARENT: u32 = 48; // u64
-export const R_CHILD: u32 = 56; // u32: first child
-export const R_REF: u32 = 60; // u32: host handle (home) / home shard (stub)
-export const R_FLAGS: u32 = 64; // u16: R_F_*
-export const R_GEN: u32 = 66; // u16: survives free
-export const R_OWN_APP: u32 = 68; // u32: this span's own app context record
-export const REC_SIZE: u32 = 72;
+export const R_PARENT: u32 = 40; // u32
+export const R_SIBLING: u32 = 44; // u32
+export const R_REMOTE_PARENT: u32 = 40; // u64
+export const R_CHILD: u32 = 48; // u32: first child
+export const R_REF: u32 = 52; // u32: host handle (home) / home shard (stub)
+export const R_FLAGS: u32 = 56; // u16: R_F_*
+export const R_GEN: u32 = 58; // u16: survives free
+export const R_OWN_APP: u32 = 60; // u32: this span's own app context record
+export const REC_SIZE: u32 = 64;
 
 export const R_F_ENTRY: u32 = 1;
 export const R_F_HAS_TID: u32 = 2;

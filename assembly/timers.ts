@@ -1,64 +1,95 @@
-// Timers (window expiry, settle decisions, the stuck-tree horizon). Each kind's deadlines are
+// Timers: window expiry, settle decisions, the stuck-tree horizon. Each kind's deadlines are
 // almost always pushed in order (arrival + window, now + settle), so each kind has a FIFO ring:
 // O(1) push and pop. A deadline earlier than its FIFO's tail (a restore, a late message) goes
-// to one binary min-heap instead. Entries: deadline i64, record u32, gen u16 | kind u16.
+// to one binary min-heap instead.
+//
+// Expiry entries are 8 bytes (deadline as a u32 ms offset from an epoch, record index): every
+// held span has one, and they cannot go stale (a record is freed only after its expiry).
+// Decision and horizon entries, and the heap's, are 16 bytes: deadline i64, record u32,
+// gen u16 | kind u16, the generation telling a reused record from the one the timer was for.
 import { growRegion, freeRegion } from "./alloc";
-import { hget, hset, H_FIFO, H_HEAP_BASE, H_HEAP_CAP, H_HEAP_LEN } from "./header";
+import { hget, hset, H_EPOCH, H_FIFO, H_HEAP_BASE, H_HEAP_CAP, H_HEAP_LEN } from "./header";
 
 export const T_EXPIRE: u32 = 0;
 export const T_DECIDE: u32 = 1;
 export const T_HORIZON: u32 = 2;
 const KINDS: u32 = 3;
-const ENTRY: usize = 16;
+const WIDE: usize = 16;
+const NARROW: usize = 8;
+const NO_EPOCH: u64 = u64.MAX_VALUE;
 
 @inline function fw(q: u32, w: i32): i32 {
   return H_FIFO + <i32>q * 4 + w;
 }
+@inline function entryBytes(q: u32): usize {
+  return q == T_EXPIRE ? NARROW : WIDE;
+}
 
 export function timersInit(cap: u32): void {
   for (let q: u32 = 0; q < KINDS; q++) {
-    hset(fw(q, 0), <u64>growRegion(0, 0, 0, <usize>cap * ENTRY));
+    hset(fw(q, 0), <u64>growRegion(0, 0, 0, <usize>cap * entryBytes(q)));
     hset(fw(q, 1), cap);
     hset(fw(q, 2), 0);
     hset(fw(q, 3), 0);
   }
-  hset(H_HEAP_BASE, <u64>growRegion(0, 0, 0, <usize>cap * ENTRY));
+  hset(H_HEAP_BASE, <u64>growRegion(0, 0, 0, <usize>cap * WIDE));
   hset(H_HEAP_CAP, cap);
   hset(H_HEAP_LEN, 0);
+  hset(H_EPOCH, NO_EPOCH);
 }
 
 @inline function fifoAt(q: u32, i: u64): usize {
   const cap = hget(fw(q, 1));
-  return <usize>hget(fw(q, 0)) + <usize>((hget(fw(q, 2)) + i) & (cap - 1)) * ENTRY;
+  return <usize>hget(fw(q, 0)) + <usize>((hget(fw(q, 2)) + i) & (cap - 1)) * entryBytes(q);
+}
+
+@inline function deadlineAt(q: u32, p: usize): i64 {
+  return q == T_EXPIRE ? <i64>hget(H_EPOCH) + <i64>load<u32>(p) : load<i64>(p);
 }
 
 export function timerPush(kind: u32, deadline: i64, idx: u32, gen: u32): void {
   const len = hget(fw(kind, 3));
-  if (len > 0 && deadline < load<i64>(fifoAt(kind, len - 1))) {
+  if (kind == T_EXPIRE) {
+    if (hget(H_EPOCH) == NO_EPOCH) hset(H_EPOCH, <u64>deadline);
+    const off = deadline - <i64>hget(H_EPOCH);
+    if (off < 0 || off > <i64>u32.MAX_VALUE || (len > 0 && deadline < deadlineAt(kind, fifoAt(kind, len - 1)))) {
+      heapPush(deadline, idx, gen | (kind << 16));
+      return;
+    }
+  } else if (len > 0 && deadline < deadlineAt(kind, fifoAt(kind, len - 1))) {
     heapPush(deadline, idx, gen | (kind << 16));
     return;
   }
   const cap = hget(fw(kind, 1));
+  const size = entryBytes(kind);
   if (len == cap) {
     // Unroll the ring into a region twice the size.
-    const next = growRegion(0, 0, 0, <usize>(cap << 1) * ENTRY);
-    for (let i: u64 = 0; i < len; i++) memory.copy(next + <usize>i * ENTRY, fifoAt(kind, i), ENTRY);
-    freeRegion(<usize>hget(fw(kind, 0)), <usize>cap * ENTRY);
+    const next = growRegion(0, 0, 0, <usize>(cap << 1) * size);
+    for (let i: u64 = 0; i < len; i++) memory.copy(next + <usize>i * size, fifoAt(kind, i), size);
+    freeRegion(<usize>hget(fw(kind, 0)), <usize>cap * size);
     hset(fw(kind, 0), <u64>next);
     hset(fw(kind, 1), cap << 1);
     hset(fw(kind, 2), 0);
   }
   const p = fifoAt(kind, len);
-  store<i64>(p, deadline);
-  store<u32>(p, idx, 8);
-  store<u32>(p, gen | (kind << 16), 12);
+  if (kind == T_EXPIRE) {
+    store<u32>(p, <u32>(deadline - <i64>hget(H_EPOCH)));
+    store<u32>(p, idx, 4);
+  } else {
+    store<i64>(p, deadline);
+    store<u32>(p, idx, 8);
+    store<u32>(p, gen | (kind << 16), 12);
+  }
   hset(fw(kind, 3), len + 1);
 }
 
 // The earliest due timer, popped into these (an AssemblyScript function returns one value).
 export let dueIdx: u32 = 0;
-export let dueAux: u32 = 0;
+export let dueKind: u32 = 0;
+/** The generation the timer was set for; NO_GEN_CHECK for expiry timers (never stale). */
+export let dueGen: i32 = 0;
 export let dueAt: i64 = 0;
+export const NO_GEN_CHECK: i32 = -1;
 
 /** Pops the earliest timer due at or before `now`; false when none is due. */
 export function timerPopDue(now: i64): bool {
@@ -66,7 +97,7 @@ export function timerPopDue(now: i64): bool {
   let bestAt: i64 = i64.MAX_VALUE;
   for (let q: u32 = 0; q < KINDS; q++) {
     if (hget(fw(q, 3)) == 0) continue;
-    const at = load<i64>(fifoAt(q, 0));
+    const at = deadlineAt(q, fifoAt(q, 0));
     if (at < bestAt) {
       bestAt = at;
       best = <i32>q;
@@ -82,13 +113,21 @@ export function timerPopDue(now: i64): bool {
   dueAt = bestAt;
   if (best == <i32>KINDS) {
     dueIdx = load<u32>(heap, 8);
-    dueAux = load<u32>(heap, 12);
+    const aux = load<u32>(heap, 12);
+    dueKind = aux >> 16;
+    dueGen = dueKind == T_EXPIRE ? NO_GEN_CHECK : <i32>(aux & 0xffff);
     heapPop();
   } else {
     const q = <u32>best;
     const p = fifoAt(q, 0);
-    dueIdx = load<u32>(p, 8);
-    dueAux = load<u32>(p, 12);
+    dueKind = q;
+    if (q == T_EXPIRE) {
+      dueIdx = load<u32>(p, 4);
+      dueGen = NO_GEN_CHECK;
+    } else {
+      dueIdx = load<u32>(p, 8);
+      dueGen = <i32>(load<u32>(p, 12) & 0xffff);
+    }
     const cap = hget(fw(q, 1));
     hset(fw(q, 2), (hget(fw(q, 2)) + 1) & (cap - 1));
     hset(fw(q, 3), hget(fw(q, 3)) - 1);
@@ -99,7 +138,7 @@ export function timerPopDue(now: i64): bool {
 /** The earliest deadline of any timer, or i64.MAX_VALUE. */
 export function timerNext(): i64 {
   let at: i64 = i64.MAX_VALUE;
-  for (let q: u32 = 0; q < KINDS; q++) if (hget(fw(q, 3)) > 0) at = min(at, load<i64>(fifoAt(q, 0)));
+  for (let q: u32 = 0; q < KINDS; q++) if (hget(fw(q, 3)) > 0) at = min(at, deadlineAt(q, fifoAt(q, 0)));
   if (hget(H_HEAP_LEN) > 0) at = min(at, load<i64>(<usize>hget(H_HEAP_BASE)));
   return at;
 }
@@ -111,7 +150,7 @@ export function timerCount(): u64 {
 }
 
 @inline function hat(i: u64): usize {
-  return <usize>hget(H_HEAP_BASE) + <usize>i * ENTRY;
+  return <usize>hget(H_HEAP_BASE) + <usize>i * WIDE;
 }
 
 @inline function swap(a: usize, b: usize): void {
@@ -124,10 +163,10 @@ export function timerCount(): u64 {
 }
 
 function heapPush(deadline: i64, idx: u32, aux: u32): void {
-  let len = hget(H_HEAP_LEN);
+  const len = hget(H_HEAP_LEN);
   const cap = hget(H_HEAP_CAP);
   if (len == cap) {
-    hset(H_HEAP_BASE, <u64>growRegion(<usize>hget(H_HEAP_BASE), <usize>cap * ENTRY, <usize>len * ENTRY, <usize>(cap << 1) * ENTRY));
+    hset(H_HEAP_BASE, <u64>growRegion(<usize>hget(H_HEAP_BASE), <usize>cap * WIDE, <usize>len * WIDE, <usize>(cap << 1) * WIDE));
     hset(H_HEAP_CAP, cap << 1);
   }
   let i = len;
@@ -148,7 +187,7 @@ function heapPop(): void {
   const len = hget(H_HEAP_LEN) - 1;
   hset(H_HEAP_LEN, len);
   if (len == 0) return;
-  memory.copy(hat(0), hat(len), ENTRY);
+  memory.copy(hat(0), hat(len), WIDE);
   let i: u64 = 0;
   for (;;) {
     const l = 2 * i + 1;
@@ -160,4 +199,10 @@ function heapPop(): void {
     swap(hat(i), hat(m));
     i = m;
   }
+}
+
+export function timerBytes(): u64 {
+  let n = hget(H_HEAP_CAP) * <u64>WIDE;
+  for (let q: u32 = 0; q < KINDS; q++) n += hget(fw(q, 1)) * <u64>entryBytes(q);
+  return n;
 }

@@ -24,35 +24,40 @@ const { values: args } = parseArgs({
     rate: { type: "string", default: "50000" },
     batch: { type: "string", default: "500" },
     shards: { type: "string", default: "1" },
+    window: { type: "string", default: "20000" },
+    settle: { type: "string", default: "2000" },
     json: { type: "boolean", default: false },
   },
 });
 const N = Number(args.spans);
 const RATE = Number(args.rate); // spans per second of (simulated) arrival
 const BATCH = Number(args.batch);
-const CFG: LinkConfig = { windowMs: 20_000, settleMs: 2_000, samplingRate: 0.1, useAppTraceId: true };
+const CFG: LinkConfig = { windowMs: Number(args.window), settleMs: Number(args.settle), samplingRate: 0.1, useAppTraceId: true };
 
-/** Generated traffic, in emit order, as arrival batches of BATCH spans at RATE spans/s. */
-function traffic(): { batches: ESpan[][]; at: number[] } {
-  const spans: ESpan[] = [];
-  for (const chunk of generateTrafficChunks({
-    seed: 7, traces: Math.ceil(N / 6), appInstrumentedFraction: 0.2, untracedCallerFraction: 0.3,
-    clientRootFraction: 0.4, dbCallFraction: 0.3, natFraction: 0.2,
-  }, 2000)) {
-    for (const s of chunk.spans) spans.push(s);
-    if (spans.length >= N) break;
+const TRAFFIC = {
+  seed: 7, traces: Math.ceil(N / 5), appInstrumentedFraction: 0.2, untracedCallerFraction: 0.3,
+  clientRootFraction: 0.4, dbCallFraction: 0.3, natFraction: 0.2,
+};
+
+/** Generated traffic in emit order, cut into arrival batches of BATCH spans at RATE spans/s. */
+function* trafficBatches(): Generator<{ spans: ESpan[]; at: number }> {
+  let pending: ESpan[] = [];
+  let sent = 0;
+  for (const chunk of generateTrafficChunks(TRAFFIC, 500)) {
+    pending.push(...chunk.spans);
+    while (pending.length >= BATCH && sent < N) {
+      const spans = pending.slice(0, Math.min(BATCH, N - sent));
+      pending = pending.slice(spans.length);
+      yield { spans, at: Math.floor((sent / RATE) * 1000) };
+      sent += spans.length;
+    }
+    if (sent >= N) return;
   }
-  spans.length = Math.min(spans.length, N);
-  const batches: ESpan[][] = [];
-  const at: number[] = [];
-  for (let i = 0; i < spans.length; i += BATCH) {
-    batches.push(spans.slice(i, i + BATCH));
-    at.push(Math.floor((i / RATE) * 1000));
-  }
-  return { batches, at };
+  if (pending.length > 0 && sent < N) yield { spans: pending.slice(0, N - sent), at: Math.floor((sent / RATE) * 1000) };
 }
 
 interface Run {
+  breakdown?: Record<string, number>;
   seconds: number;
   maxHeld: number;
   maxPending: number;
@@ -67,6 +72,7 @@ function runEngineRecords(module: WebAssembly.Module, encoded: Uint8Array[], at:
   let maxHeld = 0;
   let maxPending = 0;
   let bytesAtMax = 0;
+  let breakdown: Record<string, number> = {};
   let decided = 0;
   const t0 = performance.now();
   for (let i = 0; i < encoded.length; i++) {
@@ -78,6 +84,7 @@ function runEngineRecords(module: WebAssembly.Module, encoded: Uint8Array[], at:
       if (held > maxHeld) {
         maxHeld = held;
         bytesAtMax = e.memoryUsed;
+        breakdown = e.memoryBreakdown();
       }
       maxPending = Math.max(maxPending, held - e.decidedHeld);
     }
@@ -85,7 +92,7 @@ function runEngineRecords(module: WebAssembly.Module, encoded: Uint8Array[], at:
   e.tick(Number.MAX_SAFE_INTEGER);
   decided += e.drainCount();
   const seconds = (performance.now() - t0) / 1000;
-  return { seconds, maxHeld, maxPending, memory: e.memoryReserved, bytesPerHeld: bytesAtMax / maxHeld, decided };
+  return { seconds, maxHeld, maxPending, memory: e.memoryReserved, bytesPerHeld: bytesAtMax / maxHeld, decided, breakdown };
 }
 
 /** From eSpan objects: encoding included (what the CLI and a shard pay). */
@@ -119,27 +126,43 @@ function runModel(batches: ESpan[][], at: number[]): Run {
   return { seconds: (performance.now() - t0) / 1000, maxHeld: 0, maxPending: 0, memory: 0, bytesPerHeld: 0, decided };
 }
 
+// Phase 1: the engine alone, on records encoded beforehand. The span objects are dropped
+// first: a JS heap of a million objects makes V8 collect garbage during the engine's run (wasm
+// memory growth counts as external memory), which would be measured as engine time.
 const tGen = performance.now();
-const { batches, at } = traffic();
-const total = batches.reduce((a, b) => a + b.length, 0);
 const module = loadEngineModule();
 const encoder = new LinkerEngine(module, CFG);
-const encoded = batches.map((b, i) => encoder.encode(b, at[i]));
-console.error(`generated ${total} spans in ${((performance.now() - tGen) / 1000).toFixed(1)} s; arrival ${RATE}/s in batches of ${BATCH}`);
+const encoded: Uint8Array[] = [];
+const at: number[] = [];
+let total = 0;
+for (const b of trafficBatches()) {
+  encoded.push(encoder.encode(b.spans, b.at));
+  at.push(b.at);
+  total += b.spans.length;
+}
+console.error(`generated and encoded ${total} spans in ${((performance.now() - tGen) / 1000).toFixed(1)} s; arrival ${RATE}/s in batches of ${BATCH}`);
 
 const runs = Number(args.runs);
+runEngineRecords(module, encoded.slice(0, 200), at.slice(0, 200)); // warm-up: V8 tiers wasm up to TurboFan
 const engineRuns: Run[] = [];
+for (let r = 0; r < runs; r++) {
+  engineRuns.push(runEngineRecords(module, encoded, at));
+  console.error(`engine run ${r + 1}/${runs}: ${(total / engineRuns[r].seconds / 1e6).toFixed(2)}M spans/s`);
+}
+let peakRss = process.resourceUsage().maxRSS * 1024;
+
+// Phase 2: from eSpan objects (encoding included, what the CLI and a shard pay) and the model,
+// alternating so that machine noise hits both alike.
+const batches: ESpan[][] = [];
+for (const b of trafficBatches()) batches.push(b.spans);
 const spanRuns: Run[] = [];
 const modelRuns: Run[] = [];
-let peakRss = 0;
 for (let r = 0; r < runs; r++) {
-  // Alternate, so that machine noise hits all three alike.
-  engineRuns.push(runEngineRecords(module, encoded, at));
   spanRuns.push(runEngineSpans(module, batches, at, Number(args.shards)));
   if (r < Number(args["model-runs"])) modelRuns.push(runModel(batches, at));
-  peakRss = Math.max(peakRss, process.resourceUsage().maxRSS * 1024);
-  console.error(`run ${r + 1}/${runs}: engine ${(total / engineRuns[r].seconds / 1e6).toFixed(2)}M/s, with encoding ${(total / spanRuns[r].seconds / 1e6).toFixed(2)}M/s${modelRuns[r] ? `, model ${(total / modelRuns[r].seconds / 1e3).toFixed(0)}k/s` : ""}`);
+  console.error(`run ${r + 1}/${runs}: engine from eSpans ${(total / spanRuns[r].seconds / 1e6).toFixed(2)}M/s${modelRuns[r] ? `, model ${(total / modelRuns[r].seconds / 1e3).toFixed(0)}k/s` : ""}`);
 }
+peakRss = Math.max(peakRss, process.resourceUsage().maxRSS * 1024);
 
 const rate = (rs: Run[]) => total / median(rs.map((r) => r.seconds));
 const e = engineRuns[0];
@@ -157,6 +180,7 @@ const result = {
   maxHeldSpans: e.maxHeld,
   maxPendingSpans: e.maxPending,
   bytesPerHeldSpan: e.bytesPerHeld,
+  bytesPerHeldSpanByPart: Object.fromEntries(Object.entries(e.breakdown ?? {}).map(([k, v]) => [k, +(v / e.maxHeld).toFixed(1)])),
   wasmMemoryBytes: e.memory,
   peakRssBytes: peakRss,
   decided: e.decided,
@@ -170,6 +194,6 @@ else {
   console.log(`reference model            ${(result.modelSpansPerSec / 1e6).toFixed(3)} M spans/s`);
   console.log(`ratio engine / model       ${result.ratioEngineToModel.toFixed(1)}x (from eSpans: ${result.ratioWithEncodingToModel.toFixed(1)}x)`);
   console.log(`held spans (max)           ${e.maxHeld} (pending, undecided: ${e.maxPending})`);
-  console.log(`bytes per held span        ${e.bytesPerHeld.toFixed(1)}`);
+  console.log(`bytes per held span        ${e.bytesPerHeld.toFixed(1)}: ${Object.entries(result.bytesPerHeldSpanByPart).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   console.log(`wasm memory                ${(e.memory / 2 ** 20).toFixed(1)} MiB; peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB`);
 }

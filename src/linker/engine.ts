@@ -32,6 +32,7 @@ interface EngineExports {
   memoryUsed(): number;
   restored(): number;
   checkTables(): number;
+  memoryPart(i: number): bigint;
   netShard(key: bigint, shards: number): number;
   threadShard(tid: bigint, shards: number): number;
   [global: string]: unknown;
@@ -261,6 +262,12 @@ export class LinkerEngine {
   get pendingTimers(): number {
     return Number(this.x.pendingTimers());
   }
+  /** Where the engine's memory goes, in bytes (benchmarks). */
+  memoryBreakdown(): Record<string, number> {
+    const names = ["recordPages", "appPages", "netTable", "threadTable", "timers", "buffers", "freeRegions"];
+    return Object.fromEntries(names.map((n, i) => [n, Number(this.x.memoryPart(i))]));
+  }
+
   /** Bytes of WASM linear memory the state occupies (the snapshot size). */
   get memoryUsed(): number {
     return this.x.memoryUsed();
