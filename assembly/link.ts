@@ -479,6 +479,8 @@ export function acceptOne(m: usize): void {
   const a = load<u64>(m + MSG_A);
   const b = load<u64>(m + MSG_B);
   if (type == MSG_REG_THREAD) {
+    // A registration seen before (the sender replayed its log after a restart) changes nothing.
+    if (findInThread(load<u64>(m + MSG_C), a) != 0) return;
     const idx = poolAlloc(H_REC_BASE, REC_SIZE, R_GEN);
     const p = rp(idx);
     store<u64>(p + R_SPAN_ID, a);

@@ -64,3 +64,8 @@ export const parseHex = (s: string): bigint => BigInt("0x" + s);
 export function parseTraceId(s: string): TraceId {
   return { hi: parseHex(s.slice(0, 16)), lo: parseHex(s.slice(16, 32)) };
 }
+
+/** Trace store shard of a trace id (32 hex). */
+export function shardOfTrace(traceId: string, shards: number): number {
+  return Number(mix64(parseHex(traceId.slice(16, 32)) ^ SALT_TRACE_HI) % BigInt(shards));
+}

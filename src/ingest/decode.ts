@@ -1,0 +1,109 @@
+/**
+ * A request body → validated eSpans (ESPAN.md "Request"): JSON `{"spans": [...]}` or NDJSON,
+ * optionally gzip, within a size limit. A bad span is named by its index and field; a batch with
+ * any bad span is rejected whole (nothing stored), the answer listing every one.
+ */
+import { validateESpan, type ESpan } from "../../contract/espan.ts";
+import { IngestError, type RejectedSpan } from "../errors.ts";
+
+/** A decompressed body may be this many times the wire limit (and no more: a zip bomb). */
+const INFLATE_FACTOR = 8;
+
+export async function decodeBatch(req: Request, maxBody: number): Promise<ESpan[]> {
+  const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  const ndjson = type === "application/x-ndjson" || type === "application/ndjson";
+  if (type !== "application/json" && !ndjson) {
+    throw new IngestError(415, `content-type must be application/json or application/x-ndjson, not "${type || "(none)"}"`);
+  }
+  const length = Number(req.headers.get("content-length") ?? "0");
+  if (length > maxBody) throw new IngestError(413, `body of ${length} bytes is over the limit of ${maxBody} (ESPAN_MAX_BODY)`);
+  const encoding = (req.headers.get("content-encoding") ?? "identity").trim().toLowerCase();
+  if (encoding !== "gzip" && encoding !== "identity") {
+    throw new IngestError(415, `content-encoding must be gzip or identity, not "${encoding}"`);
+  }
+  const text = await readText(req, maxBody, encoding === "gzip");
+  return ndjson ? decodeNdjson(text) : decodeJson(text);
+}
+
+async function readText(req: Request, maxBody: number, gzip: boolean): Promise<string> {
+  if (!req.body) return "";
+  let wire = 0;
+  const counted = req.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctl) {
+        wire += chunk.byteLength;
+        if (wire > maxBody) ctl.error(new IngestError(413, `body is over the limit of ${maxBody} bytes (ESPAN_MAX_BODY)`));
+        else ctl.enqueue(chunk);
+      },
+    }),
+  );
+  const stream = gzip ? counted.pipeThrough(new DecompressionStream("gzip")) : counted;
+  const limit = gzip ? maxBody * INFLATE_FACTOR : maxBody;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+      size += chunk.byteLength;
+      if (size > limit) throw new IngestError(413, `decompressed body is over ${limit} bytes (${INFLATE_FACTOR} × ESPAN_MAX_BODY)`);
+      chunks.push(chunk);
+    }
+  } catch (e) {
+    if (e instanceof IngestError) throw e;
+    throw new IngestError(400, gzip ? `body is not valid gzip: ${(e as Error).message}` : `body could not be read: ${(e as Error).message}`);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(all);
+  } catch {
+    throw new IngestError(400, "body is not UTF-8");
+  }
+}
+
+function decodeJson(text: string): ESpan[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new IngestError(400, `malformed JSON: ${(e as Error).message}`);
+  }
+  if (typeof doc !== "object" || doc === null || !Array.isArray((doc as { spans?: unknown }).spans)) {
+    throw new IngestError(400, 'a JSON body must be an object with a "spans" array');
+  }
+  return validateAll((doc as { spans: unknown[] }).spans);
+}
+
+function decodeNdjson(text: string): ESpan[] {
+  const values: unknown[] = [];
+  const rejected: RejectedSpan[] = [];
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    try {
+      values.push(JSON.parse(line));
+    } catch (e) {
+      rejected.push({ index: values.length, field: "(line)", reason: `is not JSON: ${(e as Error).message}` });
+      values.push(undefined);
+    }
+  }
+  return validateAll(values, rejected);
+}
+
+function validateAll(values: unknown[], rejected: RejectedSpan[] = []): ESpan[] {
+  const spans: ESpan[] = [];
+  values.forEach((v, index) => {
+    if (v === undefined && rejected.some((r) => r.index === index)) return;
+    const r = validateESpan(v);
+    if (r.ok) spans.push(r.span);
+    else for (const e of r.errors) rejected.push({ index, ...e });
+  });
+  if (rejected.length > 0) {
+    rejected.sort((a, b) => a.index - b.index);
+    const first = rejected[0];
+    throw new IngestError(400, `${new Set(rejected.map((r) => r.index)).size} invalid span(s); the batch was not accepted (first: span ${first.index}: ${first.field} ${first.reason})`, { rejected });
+  }
+  return spans;
+}
