@@ -58,7 +58,7 @@ async function readText(req: Request, maxBody: number, gzip: boolean): Promise<s
     at += c.byteLength;
   }
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(all);
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(all);
   } catch {
     throw new IngestError(400, "body is not UTF-8");
   }

@@ -11,14 +11,14 @@ export const LOG_MESSAGES = 2;
 /** Rows stay small: a row holds at most this much span JSON (Cloudflare caps a row at 2 MB). */
 export const MAX_ROW_BYTES = 1 << 20;
 
-export interface LogRow {
+export type LogRow = {
   seq: number;
   kind: number;
   at: number;
   body: string | ArrayBuffer;
   n: number;
   done: ArrayBuffer | null;
-}
+};
 
 export class ShardLog {
   constructor(private readonly sql: SqlStorage) {
