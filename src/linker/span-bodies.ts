@@ -8,6 +8,7 @@ import type { ESpan } from "../../contract/espan.ts";
 export interface HeldBatch {
   seq: number;
   firstRef: number;
+  count: number;
   spans: ESpan[] | null; // null once every span is done
   done: Uint8Array;
   remaining: number;
@@ -25,7 +26,7 @@ export class SpanBodies {
     this.nextRef += spans.length;
     let remaining = 0;
     for (let i = 0; i < spans.length; i++) if (!bit(done, i)) remaining++;
-    const b: HeldBatch = { seq, firstRef, spans: remaining > 0 ? spans : null, done, remaining, dirty: false };
+    const b: HeldBatch = { seq, firstRef, count: spans.length, spans: remaining > 0 ? spans : null, done, remaining, dirty: false };
     this.batches.push(b);
     this.bySeq.set(seq, b);
     return Array.from({ length: spans.length }, (_, i) => firstRef + i);
@@ -40,7 +41,7 @@ export class SpanBodies {
       const mid = (lo + hi) >> 1;
       const b = bs[mid];
       if (ref < b.firstRef) hi = mid - 1;
-      else if (ref >= b.firstRef + b.done.length * 8) lo = mid + 1;
+      else if (ref >= b.firstRef + b.count) lo = mid + 1;
       else return { batch: b, index: ref - b.firstRef };
     }
     return undefined;
