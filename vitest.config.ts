@@ -1,7 +1,9 @@
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
-// One vitest run, several projects: plain Node unit tests, the WASM engine, and end-to-end tests
-// on the real kernel (root, BPF) that must not run in parallel with each other.
+// One vitest run, several projects: plain Node unit tests and the WASM engine; the ingest worker
+// inside workerd (vitest-pool-workers); and end-to-end tests on the real kernel (root, BPF) and
+// against `workerd serve`, which must not run in parallel with each other.
 export default defineConfig({
   test: {
     projects: [
@@ -12,6 +14,26 @@ export default defineConfig({
           environment: "node",
           testTimeout: 60_000,
         },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            main: "./src/index.ts",
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ESPAN_SHARDS: "3",
+                ESPAN_STORE_SHARDS: "2",
+                ESPAN_TOKEN: "s3cret",
+                ESPAN_MAX_BODY: "65536",
+                ENV_INPUT_EBPFTRACE_WINDOW: "1s",
+                ENV_INPUT_EBPFTRACE_SAMPLING_RATE: "1",
+                ESPAN_SETTLE: "100ms",
+              },
+            },
+          }),
+        ],
+        test: { name: "worker", include: ["test/worker/**/*.test.ts"], testTimeout: 60_000 },
       },
       {
         test: {

@@ -269,7 +269,7 @@ export class LinkerShard extends DurableObject<Env> {
       if (!p) parts.set(i, (p = []));
       p.push(s);
     }
-    await Promise.all([...parts].map(([i, p]) => this.env.TRACE_STORE.get(this.env.TRACE_STORE.idFromName(storeName(i))).put(p)));
+    await Promise.all([...parts].map(([i, p]) => this.env.TRACE_STORE.get(this.env.TRACE_STORE.idFromName(storeName(i))).putSpans(p)));
   }
 
   /** Log rows older than the longest a span can matter (2 windows + settle) and done, dropped. */

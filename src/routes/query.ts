@@ -32,7 +32,7 @@ query.get("/api/traces", async (c) => {
     if (Number.isNaN(sinceMs)) throw new IngestError(400, "since must be unix ms or an ISO 8601 time");
   }
   const service = c.req.query("service") || undefined;
-  const lists = await Promise.all(stores(c).map((s) => s.list({ service, sinceMs, limit })));
+  const lists = await Promise.all(stores(c).map((s) => s.listTraces({ service, sinceMs, limit })));
   const traces = (lists.flat() as TraceSummary[]).sort((a, b) => b.start_ms - a.start_ms || (a.trace_id < b.trace_id ? -1 : 1)).slice(0, limit);
   return c.json({ traces });
 });
@@ -42,7 +42,7 @@ query.get("/api/traces/:trace_id", async (c) => {
   if (!/^[0-9a-f]{32}$/.test(id)) throw new IngestError(400, "trace_id must be 32 hex digits");
   const ns = c.env.TRACE_STORE;
   // RPC types cannot express the eSpan's open index signature: the stub's result is cast back.
-  const spans = (await ns.get(ns.idFromName(storeName(shardOfTrace(id, c.get("config").storeShards)))).trace(id)) as unknown as LinkedSpan[];
+  const spans = (await ns.get(ns.idFromName(storeName(shardOfTrace(id, c.get("config").storeShards)))).getTrace(id)) as unknown as LinkedSpan[];
   if (spans.length === 0) throw new IngestError(404, `no trace ${id}`);
   return c.json({ trace_id: id, spans });
 });
@@ -50,7 +50,7 @@ query.get("/api/traces/:trace_id", async (c) => {
 query.get("/api/spans/:span_id", async (c) => {
   const id = c.req.param("span_id").toLowerCase();
   if (!/^[0-9a-f]{16}$/.test(id)) throw new IngestError(400, "span_id must be 16 hex digits");
-  const found = ((await Promise.all(stores(c).map((s) => s.span(id)))) as unknown as (LinkedSpan | null)[]).find((s) => s !== null);
+  const found = ((await Promise.all(stores(c).map((s) => s.getSpan(id)))) as unknown as (LinkedSpan | null)[]).find((s) => s !== null);
   if (!found) throw new IngestError(404, `no span ${id}`);
   return c.json(found);
 });

@@ -43,7 +43,7 @@ export class TraceStore extends DurableObject<Env> {
     this.sql.exec("CREATE TABLE IF NOT EXISTS trace_services (service TEXT NOT NULL, trace_id TEXT NOT NULL, PRIMARY KEY (service, trace_id)) WITHOUT ROWID");
   }
 
-  async put(spans: LinkedSpan[]): Promise<number> {
+  async putSpans(spans: LinkedSpan[]): Promise<number> {
     const now = Date.now();
     let added = 0;
     this.ctx.storage.transactionSync(() => {
@@ -79,17 +79,17 @@ export class TraceStore extends DurableObject<Env> {
     }
   }
 
-  async trace(traceId: string): Promise<LinkedSpan[]> {
+  async getTrace(traceId: string): Promise<LinkedSpan[]> {
     return this.sql.exec<{ body: string }>("SELECT body FROM spans WHERE trace_id = ? ORDER BY start_ms, span_id", traceId)
       .toArray().map((r) => JSON.parse(r.body) as LinkedSpan);
   }
 
-  async span(spanId: string): Promise<LinkedSpan | null> {
+  async getSpan(spanId: string): Promise<LinkedSpan | null> {
     const row = this.sql.exec<{ body: string }>("SELECT body FROM spans WHERE span_id = ? LIMIT 1", spanId).toArray()[0];
     return row ? (JSON.parse(row.body) as LinkedSpan) : null;
   }
 
-  async list(q: { service?: string; sinceMs?: number; limit: number }): Promise<TraceSummary[]> {
+  async listTraces(q: { service?: string; sinceMs?: number; limit: number }): Promise<TraceSummary[]> {
     const since = q.sinceMs ?? 0;
     const rows = q.service
       ? this.sql.exec<Omit<TraceSummary, "services">>(
@@ -105,7 +105,7 @@ export class TraceStore extends DurableObject<Env> {
     }));
   }
 
-  async count(): Promise<{ spans: number; traces: number }> {
+  async counts(): Promise<{ spans: number; traces: number }> {
     return {
       spans: this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM spans").one().n,
       traces: this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM traces").one().n,
