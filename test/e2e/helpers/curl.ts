@@ -2,10 +2,10 @@
 // Several URLs in one invocation reuse one keep-alive connection.
 import { spawnGated, type Gated } from "./process.ts";
 
-export function curlGated(urls: string[], extraArgs: string[] = []): Gated {
+export function curlGated(urls: string[], extraArgs: string[] = [], env?: Record<string, string>): Gated {
   const args = ["-sS", "--max-time", "15", "-w", "%{http_code}\\n", ...extraArgs];
   for (const u of urls) args.push("-o", "/dev/null", u);
-  return spawnGated("curl", args);
+  return spawnGated("curl", args, env);
 }
 
 /** Releases a gated curl and waits for it; throws unless every response was a 200. */

@@ -29,9 +29,10 @@ function collect(child: ChildProcess): Promise<Exited> {
   });
 }
 
-export function spawnGated(cmd: string, args: string[]): Gated {
+export function spawnGated(cmd: string, args: string[], env?: Record<string, string>): Gated {
   const child = spawn("sh", ["-c", 'read _ && exec "$0" "$@"', cmd, ...args], {
     stdio: ["pipe", "pipe", "pipe"],
+    env: env ? { ...process.env, ...env } : undefined,
   });
   if (child.pid === undefined) throw new Error(`spawn ${cmd} failed`);
   return {

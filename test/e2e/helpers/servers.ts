@@ -29,6 +29,8 @@ export interface ServerOptions {
   keepAlive?: boolean;
   /** IPv6 socket that also accepts IPv4 as v4-mapped (keepAlive only). */
   dualStack?: boolean;
+  /** Extra environment variables for the server process. */
+  env?: Record<string, string>;
 }
 
 /** A directory with a.txt and b.txt for http.server to serve. */
@@ -39,7 +41,7 @@ export function makeDocroot(): string {
   return dir;
 }
 
-function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => done(new Error(`no ${pattern} within ${timeoutMs} ms; output: ${out}`)), timeoutMs);
@@ -68,7 +70,7 @@ export async function startPythonServer(opts: ServerOptions = {}): Promise<Serve
   const args = opts.keepAlive
     ? ["-u", join(here, "ka_server.py"), host, "0", ...(opts.dualStack ? ["--dual-stack"] : [])]
     : ["-u", "-m", "http.server", "--bind", host, "--directory", makeDocroot(), "0"];
-  const child = spawn("python3", args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("python3", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
   if (child.pid === undefined) throw new Error("spawn python3 failed");
   // http.server: "Serving HTTP on 127.0.0.1 port 41234 (...)"; ka_server.py: "PORT 41234".
   const m = await waitForLine(child, /(?:PORT|port) (\d+)/, 15_000);

@@ -1,0 +1,159 @@
+// The assembly stage: socket records → exchanges → eSpans, handed to the next stage (the thread
+// linker) in record order. Holds the table of connections (conn.ts does the per-connection
+// work), its idle sweep and its bound.
+import type { CaptureRecord } from "../record.ts";
+import type { ProcessEntry } from "../process/directory.ts";
+import { Conn, type ConnEvents } from "./conn.ts";
+import type { Exchange, ExchangeSink } from "./exchange.ts";
+import { buildSpan } from "./span.ts";
+
+export interface AssemblerOptions {
+  host: string;
+  processes: { lookup(pid: number, comm: string): ProcessEntry };
+  toUnixNs(monoNs: bigint): bigint;
+  /** A response whose end was not seen is exported after its connection was quiet this long.
+   * Default 5 s: well inside the linker's 20 s window. */
+  idleFlushNs?: bigint;
+  /** A connection quiet this long is dropped from the table; requests still waiting for a
+   * response are abandoned. Default 10 min (long polls). */
+  connIdleNs?: bigint;
+  /** Connections tracked at most (the kernel's socket table holds 65,536). */
+  maxConns?: number;
+}
+
+export interface AssemblerStats {
+  records: number;
+  conns: number;
+  spans: number;
+  /** Response messages with no request before them (the agent joined mid-conversation). */
+  orphan_responses: number;
+  /** Requests that never got a response (closed, evicted). */
+  no_response: number;
+  /** Spans exported at the idle timeout, their response's end unseen. */
+  idle_flushed: number;
+  conns_evicted: number;
+  /** Spans of processes found not traced after all (see process/directory.ts). */
+  spans_filtered: number;
+}
+
+export class Assembler {
+  readonly stats: AssemblerStats = {
+    records: 0, conns: 0, spans: 0, orphan_responses: 0, no_response: 0, idle_flushed: 0,
+    conns_evicted: 0, spans_filtered: 0,
+  };
+  /** Least recently active first (a Map keeps insertion order; activity re-inserts). */
+  private readonly conns = new Map<bigint, Conn>();
+  private readonly events: ConnEvents;
+  private readonly idleFlushNs: bigint;
+  private readonly connIdleNs: bigint;
+  private readonly maxConns: number;
+  private flushingIdle = false;
+
+  constructor(
+    private readonly next: ExchangeSink,
+    private readonly opts: AssemblerOptions,
+  ) {
+    this.idleFlushNs = opts.idleFlushNs ?? 5_000_000_000n;
+    this.connIdleNs = opts.connIdleNs ?? 600_000_000_000n;
+    this.maxConns = opts.maxConns ?? 65_536;
+    this.events = {
+      requestStarted: (x) => {
+        x.proc = opts.processes.lookup(x.pid, x.comm);
+        next.requestStarted(x);
+      },
+      responseStarted: (x) => next.responseStarted(x),
+      finished: (x) => this.finish(x),
+      abandoned: (x) => {
+        this.stats.no_response++;
+        next.ended(x, null);
+      },
+      orphanResponse: () => this.stats.orphan_responses++,
+    };
+  }
+
+  /** Records in ring-buffer order (only data and close records matter here). */
+  push(records: readonly CaptureRecord[]): void {
+    for (const r of records) this.record(r);
+  }
+
+  record(r: CaptureRecord): void {
+    if (r.kind === "data") {
+      if (r.dir === "none") return;
+      this.stats.records++;
+      this.conn(r.connId).onData(r);
+    } else if (r.kind === "close") {
+      this.stats.records++;
+      const c = this.conns.get(r.connId);
+      if (!c) return;
+      c.onClose(r);
+      this.conns.delete(r.connId);
+    }
+    this.stats.conns = this.conns.size;
+  }
+
+  /**
+   * Exports responses of quiet connections and drops long-quiet connections. `nowNs` is
+   * CLOCK_MONOTONIC (process.hrtime.bigint()), the clock of the records.
+   */
+  sweep(nowNs: bigint): void {
+    for (const [id, c] of this.conns) {
+      const quiet = nowNs - c.lastNs;
+      if (quiet < this.idleFlushNs) break; // the rest were active more recently
+      this.flushingIdle = true;
+      c.flushIdle();
+      this.flushingIdle = false;
+      if (quiet >= this.connIdleNs) {
+        c.evict();
+        this.conns.delete(id);
+      }
+    }
+    this.stats.conns = this.conns.size;
+  }
+
+  /** Ends every connection: responses seen are exported, requests without one abandoned. */
+  flushAll(): void {
+    for (const c of this.conns.values()) {
+      this.flushingIdle = true;
+      c.flushIdle();
+      this.flushingIdle = false;
+      c.evict();
+    }
+    this.conns.clear();
+    this.stats.conns = 0;
+  }
+
+  private conn(id: bigint): Conn {
+    let c = this.conns.get(id);
+    if (c) {
+      this.conns.delete(id); // re-insert: most recently active last
+    } else {
+      c = new Conn(id, this.events);
+      if (this.conns.size >= this.maxConns) {
+        const [oldId, old] = this.conns.entries().next().value!;
+        this.conns.delete(oldId);
+        old.evict();
+        this.stats.conns_evicted++;
+      }
+    }
+    this.conns.set(id, c);
+    return c;
+  }
+
+  private finish(x: Exchange): void {
+    if (this.flushingIdle) this.stats.idle_flushed++;
+    const proc = x.proc ?? this.opts.processes.lookup(x.pid, x.comm);
+    if (!proc.traced) {
+      this.stats.spans_filtered++;
+      this.next.ended(x, null);
+      return;
+    }
+    this.stats.spans++;
+    const span = buildSpan(x, {
+      host: this.opts.host,
+      processName: proc.processName,
+      service: proc.service,
+      toUnixNs: this.opts.toUnixNs,
+    });
+    this.next.ended(x, span);
+  }
+}

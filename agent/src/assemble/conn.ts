@@ -1,0 +1,230 @@
+// One TCP connection: its direction flips → request/response exchanges.
+//
+// The kernel sends one record per direction flip (the first chunk of each message) with the
+// seq of the message's first byte, its first ≤4 KB, and prev_* = first/last time and bytes of
+// the message the flip ended; a close record carries the last message's. So:
+//
+//   server socket: recv flip = request start (entry); the next send flip = its response start.
+//   client socket: send flip = request start (exit); the next recv flip = its response start.
+//   unknown role (socket older than the agent): from the first payload (request line or status
+//   line, and which way it moved); a non-HTTP first message: whoever spoke first is the client.
+//
+// start = the request's first byte; end = the response's last byte, known at the next flip or
+// at close (prev_last_ns), or at once when the response's whole length (Content-Length, or a
+// chunked body's end) moved in its first syscall. So the last request on a keep-alive
+// connection is exported as soon as its response is complete, not when the next request comes
+// (the seed lost it when the connection went idle: reference/datakit.md §2.2). A response
+// whose end cannot be seen is exported when the connection has been idle for `idleNs`, ending
+// at its first byte (attribute espan.response_end = "unknown").
+//
+// Pipelining (RFC 9112 §9.3.2): several requests in one message are split by parsing; request
+// i gets req_seq = message seq + its byte offset. Their responses come as one message; response
+// i gets resp_seq = that message's seq + its offset, known when it was captured or when every
+// response before it has a known length. Otherwise resp_seq is the message's seq and the span
+// says espan.resp_seq = "unresolved" (it cannot link falsely: its req_seq is exact). Requests
+// past the captured bytes are not seen. All requests of one message share its start time, all
+// responses of one message its end time.
+import { extractAppContext } from "../app-context.ts";
+import type { CaptureRecord, Direction } from "../record.ts";
+import { newExchange, type Exchange } from "./exchange.ts";
+import { looksLikeRequest, looksLikeResponse, parseHead, parseRequests, parseResponses } from "./http1.ts";
+
+/** What a connection tells the assembler (assembler.ts). */
+export interface ConnEvents {
+  requestStarted(x: Exchange): void;
+  responseStarted(x: Exchange): void;
+  /** The exchange is complete (or flushed): it becomes a span. */
+  finished(x: Exchange): void;
+  /** No response will come (connection closed, evicted): no span. */
+  abandoned(x: Exchange): void;
+  /** A response message with no request seen before it (we joined mid-conversation). */
+  orphanResponse(): void;
+}
+
+type Role = "client" | "server";
+
+/** The role of a socket whose kernel role is unknown, from its first record with payload. */
+export function inferRole(r: CaptureRecord): Role | undefined {
+  if (r.role !== "unknown") return r.role;
+  const p = r.payload;
+  if (p.length === 0 || (r.dir !== "send" && r.dir !== "recv")) return undefined;
+  if (looksLikeRequest(p) && parseHead(p)?.kind === "request") return r.dir === "recv" ? "server" : "client";
+  if (looksLikeResponse(p)) return r.dir === "recv" ? "client" : "server";
+  return r.dir === "send" ? "client" : "server";
+}
+
+export class Conn {
+  role: Role | undefined;
+  /** CLOCK_MONOTONIC of the last record (idle sweep, eviction order). */
+  lastNs = 0n;
+  /** Requests started, no response started yet, oldest first. */
+  private awaiting: Exchange[] = [];
+  /** The exchanges of the current (or last) request message: its bytes are known at the flip. */
+  private requestMsg: Exchange[] = [];
+  /** Responses started in the current response message, whose end is not known yet. */
+  private responding: Exchange[] = [];
+
+  constructor(
+    readonly id: bigint,
+    private readonly events: ConnEvents,
+  ) {}
+
+  onData(r: CaptureRecord): void {
+    this.lastNs = r.tsNs;
+    if (this.role === undefined) {
+      this.role = inferRole(r);
+      if (this.role === undefined) return; // nothing to tell by yet
+    }
+    if (this.isRequestDir(r.dir)) this.onRequestMessage(r);
+    else this.onResponseMessage(r);
+  }
+
+  onClose(r: CaptureRecord): void {
+    this.lastNs = r.tsNs;
+    if (this.role === undefined) return;
+    if (this.isRequestDir(r.dir)) {
+      this.setRequestBytes(r.prevBytes);
+    } else {
+      this.endResponseMessage(r.prevLastNs, r.prevBytes);
+    }
+    this.abandonAll();
+  }
+
+  /** Exports responses whose end has not been seen after the connection went quiet. */
+  flushIdle(): void {
+    for (const x of this.responding) {
+      x.respEndUnknown = true;
+      this.events.finished(x);
+    }
+    this.responding = [];
+  }
+
+  /** Ends everything (connection evicted from the table or agent stopping). */
+  evict(): void {
+    this.flushIdle();
+    this.abandonAll();
+  }
+
+  private isRequestDir(dir: Direction): boolean {
+    return (this.role === "server") === (dir === "recv");
+  }
+
+  private abandonAll(): void {
+    for (const x of this.awaiting) this.events.abandoned(x);
+    this.awaiting = [];
+    this.requestMsg = [];
+  }
+
+  private onRequestMessage(r: CaptureRecord): void {
+    // A 1xx interim response, then more request bytes that are not a new request: the body
+    // after "100 Continue". The exchange waits for its final response again.
+    const interim = this.responding.length === 1 && this.responding[0].interim ? this.responding[0] : undefined;
+    if (interim && r.payload.length > 0 && !looksLikeRequest(r.payload)) {
+      this.responding = [];
+      interim.interim = false;
+      this.awaiting.unshift(interim);
+      return;
+    }
+    this.endResponseMessage(r.prevLastNs, r.prevBytes);
+
+    const kind = this.role === "server" ? "entry" : "exit";
+    const parsed = r.payload.length > 0 ? parseRequests(r.payload) : [];
+    const started: Exchange[] = [];
+    if (parsed.length === 0) started.push(newExchange(r, kind, "tcp", 0));
+    for (const p of parsed) {
+      const x = newExchange(r, kind, "http", p.offset);
+      x.reqLength = p.bytes;
+      x.request = p.head;
+      x.app = extractAppContext(p.head.headers);
+      started.push(x);
+    }
+    this.requestMsg = started;
+    for (const x of started) {
+      this.awaiting.push(x);
+      this.events.requestStarted(x);
+    }
+  }
+
+  private onResponseMessage(r: CaptureRecord): void {
+    this.setRequestBytes(r.prevBytes);
+    const answered = this.awaiting;
+    this.awaiting = [];
+    if (answered.length === 0) {
+      this.events.orphanResponse();
+      return;
+    }
+    const http = answered[0].l7 === "http" && r.payload.length > 0;
+    const { messages, nextOffset } = http
+      ? parseResponses(r.payload, answered.map((x) => x.request?.method))
+      : { messages: [], nextOffset: undefined };
+    // Where each response starts in this message, to tell which ones it holds whole.
+    const offsets: number[] = [];
+    answered.forEach((x, i) => {
+      const m = messages[i];
+      if (x.respSeq !== undefined) {
+        // The final response after "100 Continue" and the request body: resp_seq stays the
+        // first response byte (the 1xx), which both peers saw as the response's start.
+        offsets.push(m ? m.offset : 0);
+        x.respOffset = m ? m.offset : 0; // bytes_* count the final response's message only
+        if (m) {
+          x.response = m.head;
+          x.respLength = m.bytes;
+          x.interim = m.head.status! < 200 && m.head.status !== 101;
+        }
+        if (!x.interim) this.events.responseStarted(x);
+        return;
+      }
+      let offset: number;
+      if (m) offset = m.offset;
+      else if (i === 0) offset = 0; // the response's first byte is the message's, HTTP or not
+      else if (i === messages.length && nextOffset !== undefined) offset = nextOffset;
+      else {
+        offset = 0;
+        x.respSeqUnresolved = true;
+      }
+      offsets.push(offset);
+      x.respSeq = (r.seq + offset) >>> 0;
+      x.respOffset = offset;
+      x.respStartNs = r.tsNs;
+      if (m) {
+        x.response = m.head;
+        x.respLength = m.bytes;
+        x.interim = m.head.status! < 200 && m.head.status !== 101;
+      }
+      // A 1xx is not the answer: the handler still works on the request (an entry stays open).
+      if (!x.interim) this.events.responseStarted(x);
+    });
+    answered.forEach((x, i) => {
+      // The whole response moved in this first syscall: it is complete now.
+      if (!x.interim && x.respLength !== undefined && offsets[i] + x.respLength <= r.bytes) {
+        x.respEndNs = r.tsNs;
+        x.respBytes = x.respLength;
+        this.events.finished(x);
+      } else {
+        this.responding.push(x);
+      }
+    });
+  }
+
+  /** The request message ended with `bytes` in all: each request gets its share. */
+  private setRequestBytes(bytes: number): void {
+    const msg = this.requestMsg;
+    msg.forEach((x, i) => {
+      if (x.reqLength !== undefined && i < msg.length - 1) x.reqBytes = x.reqLength;
+      else if (i === msg.length - 1 && bytes > 0) x.reqBytes = Math.max(0, bytes - x.reqOffset);
+    });
+    this.requestMsg = [];
+  }
+
+  /** The response message ended at `endNs` with `bytes` in all: its exchanges are done. */
+  private endResponseMessage(endNs: bigint, bytes: number): void {
+    const done = this.responding;
+    this.responding = [];
+    done.forEach((x, i) => {
+      x.respEndNs = endNs > 0n ? endNs : x.respStartNs;
+      if (x.respLength !== undefined && i < done.length - 1) x.respBytes = x.respLength;
+      else if (i === done.length - 1 && bytes > 0) x.respBytes = Math.max(0, bytes - x.respOffset!);
+      this.events.finished(x);
+    });
+  }
+}

@@ -1,0 +1,135 @@
+import { describe, expect, it } from "vitest";
+import {
+  bodyFraming, chunkedBodyBytes, looksLikeRequest, looksLikeResponse, messageBytes, parseHead, parseRequests,
+  parseResponses, pathOf,
+} from "../../../agent/src/assemble/http1.ts";
+
+const b = (s: string) => Buffer.from(s, "latin1");
+
+describe("HTTP/1.x heads", () => {
+  it("parses a request line, headers in any case, and the path without the query", () => {
+    const h = parseHead(b("GET /users/42?expand=1#top HTTP/1.1\r\nHost: x\r\nTraceParent: abc\r\nX-Two: a\r\nx-two: b\r\n\r\n"))!;
+    expect(h.kind).toBe("request");
+    expect(h.method).toBe("GET");
+    expect(h.target).toBe("/users/42?expand=1#top");
+    expect(h.path).toBe("/users/42");
+    expect(h.version).toBe("1.1");
+    expect(h.headers.get("traceparent")).toBe("abc");
+    expect(h.headers.get("x-two")).toBe("a, b");
+    expect(h.headComplete).toBe(true);
+    expect(h.headBytes).toBe(b("GET /users/42?expand=1#top HTTP/1.1\r\nHost: x\r\nTraceParent: abc\r\nX-Two: a\r\nx-two: b\r\n\r\n").length);
+  });
+
+  it("parses HTTP/1.0 status lines, with or without a reason", () => {
+    expect(parseHead(b("HTTP/1.0 200 OK\r\nServer: SimpleHTTP\r\n\r\n"))).toMatchObject({ kind: "response", version: "1.0", status: 200 });
+    expect(parseHead(b("HTTP/1.1 204\r\n\r\n"))).toMatchObject({ kind: "response", version: "1.1", status: 204, headComplete: true });
+  });
+
+  it("keeps the start line and the complete header lines of a head cut by the capture", () => {
+    const h = parseHead(b("POST /api HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer eyJhbGciOi"))!;
+    expect(h.method).toBe("POST");
+    expect(h.headComplete).toBe(false);
+    expect(h.headBytes).toBeUndefined();
+    expect([...h.headers.keys()]).toEqual(["host"]);
+    expect(bodyFraming(h)).toEqual({ kind: "unknown" }); // Content-Length may be past the cut
+  });
+
+  it("returns null for what is not HTTP/1.x, or a start line cut short", () => {
+    expect(parseHead(b("\x16\x03\x01\x02\x00\x01\x00"))).toBeNull();
+    expect(parseHead(b("GET /a HTTP/2.0\r\n\r\n"))).toBeNull();
+    expect(parseHead(b("*1\r\n$4\r\nPING\r\n"))).toBeNull();
+    expect(looksLikeRequest(b("get / HTTP/1.1\r\n"))).toBe(false);
+    expect(looksLikeResponse(b("HTTP/1.1 200 OK"))).toBe(true);
+  });
+
+  it("a request line cut by the capture (a URL longer than it) still gives the method and a path prefix", () => {
+    const h = parseHead(b(`GET /search/${"q".repeat(100)}`))!;
+    expect(h).toMatchObject({ kind: "request", method: "GET", headComplete: false });
+    expect(h.version).toBeUndefined();
+    expect(h.path).toBe(`/search/${"q".repeat(100)}`);
+    expect(parseRequests(b(`GET /search/${"q".repeat(100)}`)).map((m) => m.bytes)).toEqual([undefined]);
+  });
+
+  it("accepts bare LF line ends and folded header lines", () => {
+    const h = parseHead(b("GET / HTTP/1.0\nX-A: one\n two\n\n"))!;
+    expect(h.headers.get("x-a")).toBe("one two");
+    expect(h.headBytes).toBe(b("GET / HTTP/1.0\nX-A: one\n two\n\n").length);
+  });
+
+  it("takes the path of absolute-form, asterisk-form and CONNECT targets", () => {
+    expect(pathOf("GET", "http://example.com:8080/a/b?q=1")).toBe("/a/b");
+    expect(pathOf("GET", "http://example.com")).toBe("/");
+    expect(pathOf("OPTIONS", "*")).toBe("*");
+    expect(pathOf("CONNECT", "example.com:443")).toBe("example.com:443");
+  });
+});
+
+describe("HTTP/1.x framing", () => {
+  it("Content-Length, repeated equal values, conflicting values", () => {
+    expect(bodyFraming(parseHead(b("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n"))!)).toEqual({ kind: "length", bytes: 12 });
+    expect(bodyFraming(parseHead(b("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"))!)).toEqual({ kind: "length", bytes: 5 });
+    expect(bodyFraming(parseHead(b("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"))!)).toEqual({ kind: "unknown" });
+  });
+
+  it("responses without a body: HEAD, 1xx, 204, 304; without a length: until close", () => {
+    const ok = parseHead(b("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"))!;
+    expect(bodyFraming(ok, "HEAD")).toEqual({ kind: "length", bytes: 0 });
+    expect(bodyFraming(parseHead(b("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"))!)).toEqual({ kind: "length", bytes: 0 });
+    expect(bodyFraming(parseHead(b("HTTP/1.0 200 OK\r\nServer: x\r\n\r\n"))!)).toEqual({ kind: "close" });
+    expect(bodyFraming(parseHead(b("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))!)).toEqual({ kind: "length", bytes: 0 });
+  });
+
+  it("chunked bodies: length when the end was captured, unknown when cut", () => {
+    const body = "4\r\nWiki\r\n6;ext=1\r\npedia \r\n0\r\nX-Trailer: t\r\n\r\n";
+    expect(chunkedBodyBytes(b(body), 0)).toBe(body.length);
+    expect(chunkedBodyBytes(b("4\r\nWiki\r\n6\r\nped"), 0)).toBeUndefined();
+    expect(chunkedBodyBytes(b("zz\r\n"), 0)).toBeUndefined();
+    const msg = `HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${body}`;
+    const h = parseHead(b(msg))!;
+    expect(bodyFraming(h)).toEqual({ kind: "chunked" });
+    expect(messageBytes(b(msg), 0, h)).toBe(msg.length);
+  });
+
+  it("knows a message's length past the capture from Content-Length", () => {
+    const msg = b("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nxxxx");
+    const h = parseHead(msg)!;
+    expect(messageBytes(msg, 0, h)).toBe(h.headBytes! + 100000);
+  });
+});
+
+describe("pipelining", () => {
+  it("splits several requests in one message at their offsets", () => {
+    const r1 = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    const r2 = "POST /b?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+    const r3 = "GET /c HTTP/1.1\r\nHost: x\r\n\r\n";
+    const got = parseRequests(b(r1 + r2 + r3));
+    expect(got.map((m) => [m.offset, m.head.method, m.head.path, m.bytes])).toEqual([
+      [0, "GET", "/a", r1.length],
+      [r1.length, "POST", "/b", r2.length],
+      [r1.length + r2.length, "GET", "/c", r3.length],
+    ]);
+  });
+
+  it("stops at a request whose end it cannot know (chunked body past the capture)", () => {
+    const r1 = "POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc";
+    expect(parseRequests(b(r1 + "GET /next HTTP/1.1\r\n\r\n")).length).toBe(1);
+  });
+
+  it("splits responses, keeps a 100 Continue with its final response, and gives the next offset past the capture", () => {
+    const a = "HTTP/1.1 100 Continue\r\n\r\n";
+    const a2 = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+    const c = "HTTP/1.1 200 OK\r\nContent-Length: 50000\r\n\r\nxx";
+    const { messages, nextOffset } = parseResponses(b(a + a2 + c), ["POST", "GET", "GET"]);
+    expect(messages.map((m) => [m.offset, m.head.status, m.bytes])).toEqual([
+      [0, 201, a.length + a2.length],
+      [a.length + a2.length, 200, c.length - 2 + 50000],
+    ]);
+    expect(nextOffset).toBe(a.length + a2.length + c.length - 2 + 50000);
+  });
+
+  it("a lone 1xx at the end of the capture is reported, with no next offset", () => {
+    const { messages, nextOffset } = parseResponses(b("HTTP/1.1 100 Continue\r\n\r\n"), ["POST"]);
+    expect(messages.map((m) => m.head.status)).toEqual([100]);
+    expect(nextOffset).toBeUndefined();
+  });
+});

@@ -1,0 +1,210 @@
+// Shipping against a local HTTP server: the request, the classification of answers, retry with
+// backoff and Retry-After, 413 split, 400 partial, batching.
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ESpan } from "../../../contract/espan.ts";
+import { backoffMs, parseRetryAfter } from "../../../agent/src/ship/retry.ts";
+import { classify, createSender } from "../../../agent/src/ship/sender.ts";
+import { Shipper } from "../../../agent/src/ship/shipper.ts";
+import { Spool } from "../../../agent/src/ship/spool.ts";
+import { startIngestStub, type IngestStub } from "./ingest-stub.ts";
+import { waitUntil } from "../../e2e/helpers/process.ts";
+
+const span = (i: number, op = `GET /${i}`): ESpan => ({
+  span_id: (i + 1).toString(16).padStart(16, "0"), kind: "exit", req_seq: i, resp_seq: i + 1, start_ns: "1700000000000000000",
+  duration_ns: 1000, host: "h", pid: 1, tid: 1, process_name: "p", service: "s", src_ip: "127.0.0.1", dst_ip: "127.0.0.1",
+  src_port: 1, dst_port: 2, l7_proto: "http", operation: op,
+});
+const spans = (n: number) => Array.from({ length: n }, (_, i) => span(i));
+const FAST = { initialMs: 20, maxMs: 200, maxRetryAfterMs: 5000 };
+
+let stubs: IngestStub[] = [];
+let shippers: Shipper[] = [];
+afterEach(async () => {
+  for (const s of shippers) await s.stop(0);
+  for (const s of stubs) await s.close();
+  stubs = [];
+  shippers = [];
+});
+
+async function stub(answer?: Parameters<typeof startIngestStub>[0]) {
+  const s = await startIngestStub(answer);
+  stubs.push(s);
+  return s;
+}
+
+function shipper(url: string, o: { batchSize?: number; flushIntervalMs?: number; token?: string; spool?: Spool; logs?: string[] } = {}) {
+  const spool = o.spool ?? new Spool({ maxMemorySpans: 10_000, maxDiskBytes: 0 });
+  const s = new Shipper(createSender({ url: `${url}/v1/bpftracing`, token: o.token }), spool, {
+    batchSize: o.batchSize ?? 500, flushIntervalMs: o.flushIntervalMs ?? 20, backoff: FAST, log: (l) => o.logs?.push(l),
+  });
+  shippers.push(s);
+  s.start();
+  return { s, spool };
+}
+
+describe("sender", () => {
+  it("POSTs gzip JSON {spans} to /v1/bpftracing with the bearer token", async () => {
+    const ingest = await stub();
+    const r = await createSender({ url: `${ingest.url}/v1/bpftracing`, token: "s3cret" }).send(spans(3));
+    expect(r).toEqual({ kind: "ok", status: 202 });
+    const got = ingest.received[0];
+    expect(got.path).toBe("/v1/bpftracing");
+    expect(got.headers["content-type"]).toBe("application/json");
+    expect(got.headers["content-encoding"]).toBe("gzip");
+    expect(got.headers.authorization).toBe("Bearer s3cret");
+    expect(got.spans).toEqual(spans(3));
+  });
+
+  it("sends no Authorization header without a token", async () => {
+    const ingest = await stub();
+    await createSender({ url: `${ingest.url}/v1/bpftracing` }).send(spans(1));
+    expect(ingest.received[0].headers.authorization).toBeUndefined();
+  });
+
+  it("classifies answers", () => {
+    const rejected = JSON.stringify({ error: "bad", rejected: [{ index: 2, field: "kind", reason: "x" }, { index: 0, field: "pid", reason: "y" }] });
+    expect(classify(400, undefined, rejected, 3)).toMatchObject({ kind: "rejected", indexes: [0, 2] });
+    expect(classify(400, undefined, JSON.stringify({ error: "bad", rejected: [{ index: 7 }] }), 3).kind).toBe("permanent");
+    expect(classify(400, undefined, "not json", 3).kind).toBe("permanent");
+    expect(classify(413, undefined, "", 3).kind).toBe("too_large");
+    expect(classify(415, undefined, "", 3).kind).toBe("permanent");
+    expect(classify(401, undefined, "", 3).kind).toBe("refused");
+    expect(classify(403, undefined, "", 3).kind).toBe("refused");
+    expect(classify(429, "3", "", 3)).toMatchObject({ kind: "retry", retryAfterMs: 3000 });
+    expect(classify(503, undefined, "", 3)).toMatchObject({ kind: "retry", retryAfterMs: undefined });
+    expect(classify(500, undefined, "", 3).kind).toBe("retry");
+  });
+
+  it("a refused connection is retryable", async () => {
+    const ingest = await stub();
+    const url = `${ingest.url}/v1/bpftracing`;
+    await ingest.close();
+    stubs = [];
+    expect((await createSender({ url }).send(spans(1))).kind).toBe("retry");
+  });
+});
+
+describe("retry timing", () => {
+  it("Retry-After in seconds or as an HTTP date", () => {
+    const now = Date.parse("Wed, 21 Oct 2015 07:28:00 GMT");
+    expect(parseRetryAfter("120", now)).toBe(120_000);
+    expect(parseRetryAfter("Wed, 21 Oct 2015 07:28:30 GMT", now)).toBe(30_000);
+    expect(parseRetryAfter("Wed, 21 Oct 2015 07:27:00 GMT", now)).toBe(0);
+    expect(parseRetryAfter("soon", now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+
+  it("exponential backoff with jitter, bounded", () => {
+    const p = { initialMs: 100, maxMs: 1000, maxRetryAfterMs: 0 };
+    expect([0, 1, 2, 3, 4, 10].map((a) => backoffMs(a, p, () => 1))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect([0, 1, 2].map((a) => backoffMs(a, p, () => 0))).toEqual([50, 100, 200]);
+  });
+});
+
+describe("shipper", () => {
+  it("batches by size, then sends the rest after the flush interval", async () => {
+    const ingest = await stub();
+    const { s } = shipper(ingest.url, { batchSize: 3, flushIntervalMs: 100 });
+    const t0 = Date.now();
+    for (const sp of spans(7)) s.write(sp);
+    expect(await waitUntil(() => ingest.received.length === 3, 2000)).toBe(true);
+    expect(ingest.received.map((r) => r.spans.length)).toEqual([3, 3, 1]);
+    expect(ingest.received[2].at - t0).toBeGreaterThanOrEqual(95); // the partial one waited
+    expect(await waitUntil(() => s.stats.sent === 7, 1000)).toBe(true);
+  });
+
+  it("retries 5xx with growing delays until accepted", async () => {
+    const ingest = await stub((_r, n) => (n <= 3 ? { status: 503 } : { status: 202 }));
+    const { s } = shipper(ingest.url);
+    for (const sp of spans(5)) s.write(sp);
+    expect(await waitUntil(() => ingest.accepted().length === 5, 5000)).toBe(true);
+    expect(ingest.received).toHaveLength(4);
+    expect(s.stats.retries).toBe(3);
+    const gaps = ingest.received.slice(1).map((r, i) => r.at - ingest.received[i].at);
+    expect(gaps[0]).toBeGreaterThanOrEqual(9); // 20 ms ± jitter: at least half
+    expect(gaps[2]).toBeGreaterThanOrEqual(39); // 80 ms ± jitter
+  });
+
+  it("honours Retry-After", async () => {
+    const ingest = await stub((_r, n) => (n === 1 ? { status: 429, headers: { "retry-after": "1" } } : { status: 202 }));
+    const { s } = shipper(ingest.url);
+    s.write(span(1));
+    expect(await waitUntil(() => ingest.accepted().length === 1, 5000)).toBe(true);
+    expect(ingest.received[1].at - ingest.received[0].at).toBeGreaterThanOrEqual(950);
+  });
+
+  it("413: splits the batch until it fits", async () => {
+    const ingest = await stub((r) => (r.spans.length > 2 ? { status: 413 } : { status: 202 }));
+    const { s } = shipper(ingest.url, { batchSize: 9 });
+    for (const sp of spans(9)) s.write(sp);
+    expect(await waitUntil(() => ingest.accepted().length === 9, 5000)).toBe(true);
+    expect(ingest.accepted().map((x) => x.req_seq).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(s.stats.rejected).toBe(0);
+  });
+
+  it("400 with a rejected list: drops exactly those spans, counted and logged, and resends the rest", async () => {
+    const ingest = await stub((r) => {
+      const bad = r.spans.map((x, index) => ({ x, index })).filter(({ x }) => x.operation === "bad");
+      if (bad.length === 0) return { status: 202 };
+      return { status: 400, body: { error: "invalid spans", rejected: bad.map(({ index }) => ({ index, field: "operation", reason: "is bad" })) } };
+    });
+    const logs: string[] = [];
+    const { s } = shipper(ingest.url, { batchSize: 6, logs });
+    const batch = spans(6);
+    batch[1] = span(1, "bad");
+    batch[4] = span(4, "bad");
+    for (const sp of batch) s.write(sp);
+    expect(await waitUntil(() => ingest.accepted().length === 4, 5000)).toBe(true);
+    expect(ingest.accepted().map((x) => x.req_seq)).toEqual([0, 2, 3, 5]);
+    expect(s.stats.rejected).toBe(2);
+    expect(logs.join("\n")).toMatch(/rejected 2 of 6 spans.*operation/s);
+  });
+
+  it("401: keeps the spans and says why", async () => {
+    const ingest = await stub(() => ({ status: 401, body: { error: "bad token" } }));
+    const logs: string[] = [];
+    const { s, spool } = shipper(ingest.url, { logs });
+    s.write(span(1));
+    expect(await waitUntil(() => logs.length > 0, 3000)).toBe(true);
+    expect(logs[0]).toMatch(/refuses the agent \(check token and trace_server\).*HTTP 401/);
+    expect(spool.stats.memory_spans).toBe(1);
+    expect(s.stats.sent).toBe(0);
+  });
+
+  it("an ingest down for a while then up: every span arrives", async () => {
+    const ingest = await stub();
+    const port = ingest.port;
+    await ingest.close();
+    stubs = [];
+    const { s } = shipper(`http://127.0.0.1:${port}`, { batchSize: 10 });
+    for (const sp of spans(35)) s.write(sp);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(s.stats.retries).toBeGreaterThan(0);
+    // Back on the same port, so the agent's URL still points at it.
+    const again = await startIngestStub(undefined, port);
+    stubs.push(again);
+    expect(await waitUntil(() => again.accepted().length === 35, 5000)).toBe(true);
+    expect(new Set(again.accepted().map((x) => x.span_id)).size).toBe(35);
+  });
+
+  it("stop(): what the ingest did not take goes to the spool directory, and the next run sends it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "espan-spool-"));
+    const down = await stub(() => ({ status: 503 }));
+    const spool1 = new Spool({ maxMemorySpans: 100, dir, maxDiskBytes: 1 << 20 });
+    const { s } = shipper(down.url, { batchSize: 4, spool: spool1 });
+    for (const sp of spans(10)) s.write(sp);
+    await s.stop(100);
+    expect(readdirSync(dir).filter((f) => f.endsWith(".json.gz")).length).toBe(3);
+    const up = await stub();
+    const spool2 = new Spool({ maxMemorySpans: 100, dir, maxDiskBytes: 1 << 20 });
+    spool2.replay();
+    expect(spool2.stats.replayed).toBe(10);
+    shipper(up.url, { spool: spool2 });
+    expect(await waitUntil(() => up.accepted().length === 10, 5000)).toBe(true);
+    // Each file goes once its batch is acknowledged (just after the stub counted it).
+    expect(await waitUntil(() => readdirSync(dir).filter((f) => f.endsWith(".json.gz")).length === 0, 2000)).toBe(true);
+  });
+});
