@@ -172,14 +172,27 @@ export function validateESpan(input: unknown): Validation {
   }
   if (errors.length > 0) return { ok: false, errors };
 
-  const span: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(src)) if (v !== null && v !== undefined) span[k] = v;
-  span.start_ns = typeof src.start_ns === "number" ? BigInt(src.start_ns).toString() : BigInt(src.start_ns as string).toString();
-  for (const k of ["thread_trace_id", "app_trace_id", "app_parent_id"]) {
-    if (typeof span[k] === "string") span[k] = (span[k] as string).toLowerCase();
+  // Normalise in place, copying only when something changes (the ingest's hot path: a copy and a
+  // BigInt per span cost more than the checks).
+  let span = src;
+  const edit = (k: string, v: unknown) => {
+    if (span === src) span = { ...src };
+    if (v === undefined) delete span[k];
+    else span[k] = v;
+  };
+  for (const k in src) if (src[k] === null) edit(k, undefined);
+  const start = src.start_ns;
+  if (typeof start === "number" || !CANONICAL_DECIMAL.test(start as string)) edit("start_ns", BigInt(start as string | number).toString());
+  for (const k of LOWER_CASE_IDS) {
+    const v = span[k];
+    if (typeof v === "string" && /[A-F]/.test(v)) edit(k, v.toLowerCase());
   }
   return { ok: true, span: span as ESpan };
 }
+
+/** Decimal digits without leading zeros, as BigInt(x).toString() writes them. */
+const CANONICAL_DECIMAL = /^(0|[1-9][0-9]*)$/;
+const LOWER_CASE_IDS = ["thread_trace_id", "app_trace_id", "app_parent_id"];
 
 /** One line per error, naming the span and the field: for CLI messages and HTTP bodies. */
 export function describeErrors(where: string, errors: FieldError[]): string {

@@ -50,7 +50,8 @@ interface ExportItem {
   result: RawResult;
 }
 
-const EXPORT_CHUNK = 2000;
+/** Spans per export request: small enough not to hold the (single) thread for long. */
+const EXPORT_CHUNK = 500;
 const MAINTENANCE_MS = 30_000;
 
 export class LinkerShard extends DurableObject<Env> {
@@ -79,8 +80,11 @@ export class LinkerShard extends DurableObject<Env> {
 
   // ---- RPC ----
 
-  /** Spans whose home is this shard, arrived at `arrivalMs`. Answers once they are durable. */
-  async ingest(shard: number, spans: ESpan[], arrivalMs: number): Promise<IngestAnswer> {
+  /**
+   * Spans whose home is this shard (validated eSpans, as one JSON array), arrived at
+   * `arrivalMs`. Answers once they are durable.
+   */
+  async ingest(shard: number, json: string, arrivalMs: number): Promise<IngestAnswer> {
     this.ensureStarted(shard);
     const engine = this.engine!;
     const pending = engine.heldRecords - engine.decidedHeld;
@@ -88,7 +92,8 @@ export class LinkerShard extends DurableObject<Env> {
     if (this.exportQueue.length > this.cfg.maxExportBacklog) {
       return { busy: `shard ${shard} has ${this.exportQueue.length} spans waiting for the collector (ESPAN_MAX_EXPORT_BACKLOG)`, retryAfterS: 5 };
     }
-    for (const part of rows(spans)) {
+    const spans = JSON.parse(json) as ESpan[];
+    for (const part of json.length <= MAX_ROW_BYTES ? [{ spans, json }] : rows(spans)) {
       const seq = this.log.appendBatch(arrivalMs, part.json, part.spans.length);
       this.apply({ seq, at: arrivalMs, spans: part.spans, done: new Uint8Array(Math.ceil(part.spans.length / 8)) });
     }

@@ -42,7 +42,8 @@ ingest.post("/v1/bpftracing", bearerAuth(), async (c) => {
   try {
     answers = await Promise.all([...parts].map(([shard, part]) => {
       const stub = c.env.LINKER_SHARD.get(c.env.LINKER_SHARD.idFromName(shardName(shard)));
-      return stub.ingest(shard, part, arrivalMs);
+      // One string per shard: cheaper over RPC than a clone of the objects, and logged as it is.
+      return stub.ingest(shard, JSON.stringify(part), arrivalMs);
     }));
   } catch (e) {
     console.error(`ingest: a shard failed: ${(e as Error).stack ?? e}`);

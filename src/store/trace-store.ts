@@ -35,7 +35,6 @@ export class TraceStore extends DurableObject<Env> {
       start_ms INTEGER NOT NULL, stored_at INTEGER NOT NULL, operation TEXT NOT NULL, body TEXT NOT NULL,
       PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID`);
     this.sql.exec("CREATE INDEX IF NOT EXISTS spans_by_span ON spans (span_id)");
-    this.sql.exec("CREATE INDEX IF NOT EXISTS spans_by_age ON spans (stored_at)");
     this.sql.exec(`CREATE TABLE IF NOT EXISTS traces (
       trace_id TEXT PRIMARY KEY, start_ms INTEGER NOT NULL, root_service TEXT NOT NULL,
       root_operation TEXT NOT NULL, span_count INTEGER NOT NULL, stored_at INTEGER NOT NULL)`);
@@ -47,6 +46,7 @@ export class TraceStore extends DurableObject<Env> {
     const now = Date.now();
     let added = 0;
     this.ctx.storage.transactionSync(() => {
+      const fresh: LinkedSpan[] = [];
       for (let i = 0; i < spans.length; i += ROWS_PER_INSERT) {
         const part = spans.slice(i, i + ROWS_PER_INSERT);
         const args: (string | number)[] = [];
@@ -54,28 +54,46 @@ export class TraceStore extends DurableObject<Env> {
           args.push(s.trace_id, s.span_id, s.parent_id, s.service, startMs(s), now, s.operation ?? "", JSON.stringify(s));
         }
         const placeholders = part.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ");
-        added += this.sql.exec(`INSERT OR IGNORE INTO spans (trace_id, span_id, parent_id, service, start_ms, stored_at, operation, body) VALUES ${placeholders}`, ...args).rowsWritten;
+        // RETURNING names the rows really added: a span stored before (a re-export) counts once.
+        const rows = this.sql.exec<{ span_id: string; trace_id: string }>(
+          `INSERT OR IGNORE INTO spans (trace_id, span_id, parent_id, service, start_ms, stored_at, operation, body) VALUES ${placeholders} RETURNING trace_id, span_id`,
+          ...args).toArray();
+        const addedIds = new Set(rows.map((r) => `${r.trace_id}/${r.span_id}`));
+        for (const s of part) if (addedIds.has(`${s.trace_id}/${s.span_id}`)) fresh.push(s);
+        added += rows.length;
       }
-      for (const traceId of new Set(spans.map((s) => s.trace_id))) this.summarise(traceId, now);
+      this.summarise(fresh, now);
     });
     const alarm = await this.ctx.storage.getAlarm();
     if (alarm === null) await this.ctx.storage.setAlarm(now + RETENTION_SWEEP_MS);
     return added;
   }
 
-  /** The trace's summary row from its spans: the earliest span stands for the trace. */
-  private summarise(traceId: string, now: number): void {
-    const rows = this.sql.exec<{ service: string; start_ms: number; operation: string }>(
-      "SELECT service, start_ms, operation FROM spans WHERE trace_id = ? ORDER BY start_ms, span_id", traceId).toArray();
-    if (rows.length === 0) return;
-    const root = rows[0];
-    this.sql.exec(
-      `INSERT INTO traces (trace_id, start_ms, root_service, root_operation, span_count, stored_at) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT(trace_id) DO UPDATE SET start_ms = excluded.start_ms, root_service = excluded.root_service,
-       root_operation = excluded.root_operation, span_count = excluded.span_count, stored_at = excluded.stored_at`,
-      traceId, root.start_ms, root.service, root.operation, rows.length, now);
-    for (const service of new Set(rows.map((r) => r.service))) {
-      this.sql.exec("INSERT OR IGNORE INTO trace_services (service, trace_id) VALUES (?, ?)", service, traceId);
+  /**
+   * Folds newly stored spans into their traces' summary rows, from the batch alone (no read of
+   * the trace): the earliest span so far stands for the trace.
+   */
+  private summarise(spans: LinkedSpan[], now: number): void {
+    const traces = new Map<string, { start: number; service: string; operation: string; count: number; services: Set<string> }>();
+    for (const s of spans) {
+      const t = traces.get(s.trace_id);
+      const start = startMs(s);
+      if (!t) traces.set(s.trace_id, { start, service: s.service, operation: s.operation ?? "", count: 1, services: new Set([s.service]) });
+      else {
+        t.count++;
+        t.services.add(s.service);
+        if (start < t.start) Object.assign(t, { start, service: s.service, operation: s.operation ?? "" });
+      }
+    }
+    for (const [traceId, t] of traces) {
+      this.sql.exec(
+        `INSERT INTO traces (trace_id, start_ms, root_service, root_operation, span_count, stored_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(trace_id) DO UPDATE SET span_count = span_count + excluded.span_count, stored_at = excluded.stored_at,
+           root_service = CASE WHEN excluded.start_ms < start_ms THEN excluded.root_service ELSE root_service END,
+           root_operation = CASE WHEN excluded.start_ms < start_ms THEN excluded.root_operation ELSE root_operation END,
+           start_ms = min(start_ms, excluded.start_ms)`,
+        traceId, t.start, t.service, t.operation, t.count, now);
+      for (const service of t.services) this.sql.exec("INSERT OR IGNORE INTO trace_services (service, trace_id) VALUES (?, ?)", service, traceId);
     }
   }
 

@@ -4,12 +4,18 @@
  * launcher and workerd together) and start it again on the same storage.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const ROOT = resolve(import.meta.dirname, "..", "..", "..");
+/** The package root, from this file or from a bundle of it in dist/ (the benchmarks). */
+const ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "asconfig.json"))) dir = dirname(dir);
+  return dir;
+})();
 
 export interface IngestOptions {
   shards?: number;

@@ -1,0 +1,182 @@
+/**
+ * `npm run bench:ingest`: the ingest on `workerd serve` under a keep-alive loopback load of
+ * generated eSpans, in batches of 500, as JSON then as NDJSON, each for `--seconds`. Reports
+ * spans/s accepted and exported to a local OTLP sink, ack latency p50/p99, workerd's RSS, and
+ * trace completion latency (the request carrying a trace's root → the sink receiving the root).
+ * Nothing asserts; figures go to BENCHMARKS.md.
+ *
+ *   node dist/bench-ingest.js [--seconds 30] [--connections 4] [--shards 4] [--batch 500]
+ */
+import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { parseArgs } from "node:util";
+import { createRequire } from "node:module";
+import type { ESpan } from "../contract/espan.ts";
+import { generateTrafficChunks } from "../test/gen/traffic.ts";
+import { startIngest, type Ingest } from "../test/e2e/ingest/ingest-server.ts";
+import { metrics } from "../test/e2e/ingest/metrics.ts";
+import { machine, median } from "./report.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "30" },
+    connections: { type: "string", default: "4" },
+    shards: { type: "string", default: "4" },
+    batch: { type: "string", default: "500" },
+    settle: { type: "string", default: "2s" },
+    window: { type: "string", default: "20s" },
+    json: { type: "boolean", default: false },
+    formats: { type: "string", default: "json,ndjson" },
+  },
+});
+const SECONDS = Number(args.seconds);
+const CONNS = Number(args.connections);
+const BATCH = Number(args.batch);
+
+const require = createRequire(import.meta.url);
+const Request = require("otlp-proto-definitions/build/src/generated/root.js").opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+
+/** The OTLP sink: counts spans, notes when each root span arrived. */
+async function startSink() {
+  const state = { spans: 0, rootsSeen: new Map<string, number>(), firstAt: 0, lastAt: 0 };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const now = performance.now();
+      const msg = Request.decode(Buffer.concat(chunks));
+      for (const rs of msg.resourceSpans) for (const ss of rs.scopeSpans) for (const s of ss.spans) {
+        state.spans++;
+        if (!s.parentSpanId || s.parentSpanId.length === 0) state.rootsSeen.set(Buffer.from(s.spanId).toString("hex"), now);
+      }
+      if (!state.firstAt) state.firstAt = now;
+      state.lastAt = now;
+      res.writeHead(200, { "content-type": "application/x-protobuf" }).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { state, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/v1/traces`, close: () => server.close() };
+}
+
+/** Bodies of BATCH generated spans, made ahead of the load (on this process's core). */
+function* bodies(format: "json" | "ndjson", seed: number): Generator<{ body: string; roots: string[] }> {
+  let pending: ESpan[] = [];
+  for (const chunk of generateTrafficChunks({ seed, traces: 1e9, clientRootFraction: 0.5, untracedCallerFraction: 0.1, dbCallFraction: 0.3, natFraction: 0.2 }, 200)) {
+    pending.push(...chunk.spans);
+    while (pending.length >= BATCH) {
+      const spans = pending.slice(0, BATCH);
+      pending = pending.slice(BATCH);
+      const roots = spans.filter((s) => s.kind === "exit" && !s.thread_trace_id).map((s) => s.span_id);
+      yield { body: format === "json" ? JSON.stringify({ spans }) : spans.map((s) => JSON.stringify(s)).join("\n"), roots };
+    }
+  }
+}
+
+function rssOf(pattern: string): number {
+  let best = 0;
+  for (const pid of require("node:fs").readdirSync("/proc").filter((p: string) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (!cmd.includes(pattern)) continue;
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (m) best = Math.max(best, Number(m[1]) * 1024);
+    } catch {
+      /* gone */
+    }
+  }
+  return best;
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
+};
+
+async function runFormat(format: "json" | "ndjson", seed: number) {
+  const sink = await startSink();
+  const ingest: Ingest = await startIngest({
+    shards: Number(args.shards), samplingRate: 1, useAppTraceId: true, window: args.window, settle: args.settle,
+    otlpEndpoint: sink.url, otlpProtocol: "http/protobuf", extraEnv: { ESPAN_MAX_PENDING: "5000000", ESPAN_MAX_EXPORT_BACKLOG: "5000000" },
+  });
+  const url = new URL(`${ingest.url}/v1/bpftracing`);
+  const agent = new Agent({ keepAlive: true, maxSockets: CONNS });
+  const gen = bodies(format, seed);
+  const acks: number[] = [];
+  const rootPosted = new Map<string, number>();
+  let accepted = 0;
+  let refused = 0;
+  let maxRss = 0;
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  const post = (body: string) => new Promise<number>((resolve) => {
+    const req = request(url, { method: "POST", agent, headers: { "content-type": format === "json" ? "application/json" : "application/x-ndjson" } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", () => resolve(0));
+    req.end(body);
+  });
+  const worker = async () => {
+    while (performance.now() < end) {
+      const { body, roots } = gen.next().value!;
+      const t = performance.now();
+      const status = await post(body);
+      const done = performance.now();
+      if (status === 202) {
+        acks.push(done - t);
+        accepted += BATCH;
+        for (const r of roots) rootPosted.set(r, t);
+      } else refused++;
+    }
+  };
+  const sampler = setInterval(() => (maxRss = Math.max(maxRss, rssOf("workerd"))), 1000);
+  await Promise.all(Array.from({ length: CONNS }, worker));
+  const loadSeconds = (performance.now() - t0) / 1000;
+  // Let the last settle and exports drain (client roots decide `settle` after arrival).
+  const drainUntil = performance.now() + 15_000;
+  while (performance.now() < drainUntil && sink.state.spans < accepted * 0.5) await new Promise((r) => setTimeout(r, 200));
+  await new Promise((r) => setTimeout(r, 4000));
+  clearInterval(sampler);
+  const m = await metrics(ingest.url);
+  const completion: number[] = [];
+  for (const [id, at] of rootPosted) {
+    const seen = sink.state.rootsSeen.get(id);
+    if (seen !== undefined) completion.push(seen - at);
+  }
+  const exportedInLoad = sink.state.spans;
+  await ingest.stop();
+  sink.close();
+  agent.destroy();
+  return {
+    format,
+    seconds: +loadSeconds.toFixed(1),
+    acceptedSpansPerSec: Math.round(accepted / loadSeconds),
+    exportedSpansPerSec: Math.round(exportedInLoad / ((sink.state.lastAt - sink.state.firstAt) / 1000 || 1)),
+    exportedSpans: exportedInLoad,
+    refusedRequests: refused,
+    ackP50Ms: +pct(acks, 50).toFixed(1),
+    ackP99Ms: +pct(acks, 99).toFixed(1),
+    completionP50Ms: Math.round(pct(completion, 50)),
+    completionP99Ms: Math.round(pct(completion, 99)),
+    clientRootTraces: completion.length,
+    workerdRssMiB: Math.round(maxRss / 2 ** 20),
+    crossShardMessages: m.espan_cross_shard_messages_total,
+  };
+}
+
+const results = [];
+for (const [i, f] of (args.formats!.split(",") as ("json" | "ndjson")[]).entries()) {
+  console.error(`${f}: ${SECONDS} s of load, ${CONNS} keep-alive connections, batches of ${BATCH}, ${args.shards} shards...`);
+  results.push(await runFormat(f, 100 + i));
+  console.error(JSON.stringify(results[results.length - 1]));
+}
+const out = { machine: machine(), shards: Number(args.shards), connections: CONNS, batch: BATCH, settle: args.settle, window: args.window, results };
+if (args.json) console.log(JSON.stringify(out, null, 2));
+else {
+  for (const r of results) {
+    console.log(`${r.format.padEnd(7)} accepted ${r.acceptedSpansPerSec} spans/s, exported ${r.exportedSpansPerSec} spans/s, ack p50 ${r.ackP50Ms} ms p99 ${r.ackP99Ms} ms, ` +
+      `completion p50 ${r.completionP50Ms} ms p99 ${r.completionP99Ms} ms (${r.clientRootTraces} client-root traces), workerd RSS ${r.workerdRssMiB} MiB, refused ${r.refusedRequests}`);
+  }
+}
+void median;
