@@ -66,6 +66,8 @@ export class LinkerShard extends DurableObject<Env> {
   private exporting = false;
   private exportRetryAt = 0;
   private nextMaintenance = 0;
+  /** When the alarm is set for (Infinity: none known). */
+  private alarmAt = Infinity;
   private readonly counters = { exported: 0, exportFailures: 0, exportRejected: 0, linked: 0 };
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -148,6 +150,7 @@ export class LinkerShard extends DurableObject<Env> {
   }
 
   async alarm(): Promise<void> {
+    this.alarmAt = Infinity;
     if (!this.engine) return;
     this.engine.tick(Date.now());
     this.handleOutput();
@@ -225,7 +228,13 @@ export class LinkerShard extends DurableObject<Env> {
     let at = Math.min(this.engine.nextDeadline(), this.nextMaintenance);
     if (this.exportQueue.length > 0) at = Math.min(at, Math.max(now, this.exportRetryAt));
     if (this.outbox.retryAt > 0) at = Math.min(at, this.outbox.retryAt);
-    if (Number.isFinite(at)) void this.ctx.storage.setAlarm(Math.max(at, now));
+    if (!Number.isFinite(at)) return;
+    at = Math.max(at, now);
+    // Setting an alarm is a storage write: only when it moves earlier (or has fired).
+    if (at < this.alarmAt || this.alarmAt <= now) {
+      this.alarmAt = at;
+      void this.ctx.storage.setAlarm(at);
+    }
   }
 
   private async exportNow(): Promise<void> {
