@@ -87,10 +87,10 @@ function nearer(a: u32, da: u32, b: u32, db: u32): bool {
 
 // ---- Lookups ----
 
-/** The home record of a span by its net key and span id, or 0. */
-export function findHome(key: u64, spanId: u64): u32 {
-  const slots = slotsOf(H_NET_BASE);
-  const mask = maskOf(H_NET_BASE);
+/** A record of table `h` (key at `keyAt`) with this key and span id, or 0; stubs skipped if asked. */
+function findRecord(h: i32, keyAt: u32, key: u64, spanId: u64, homeOnly: bool): u32 {
+  const slots = slotsOf(h);
+  const mask = maskOf(h);
   const tag = tagOf(key);
   for (let pos = tag & mask, dist: u32 = 0; ; pos = (pos + 1) & mask, dist++) {
     const slot = slotAt(slots, pos);
@@ -98,25 +98,19 @@ export function findHome(key: u64, spanId: u64): u32 {
     if (slotTag(slot) != tag) continue;
     const idx = slotIdx(slot);
     const p = rp(idx);
-    if (load<u64>(p + R_SPAN_ID) == spanId && load<u64>(p + R_KEY) == key && (flags(p) & R_F_STUB) == 0) return idx;
+    if (load<u64>(p + R_SPAN_ID) == spanId && load<u64>(p + keyAt) == key && (!homeOnly || (flags(p) & R_F_STUB) == 0)) return idx;
   }
   return 0;
 }
 
+/** The home record of a span by its net key and span id, or 0. */
+export function findHome(key: u64, spanId: u64): u32 {
+  return findRecord(H_NET_BASE, R_KEY, key, spanId, true);
+}
+
 /** A record in this shard's thread table by thread id and span id, or 0. */
 function findInThread(tid: u64, spanId: u64): u32 {
-  const slots = slotsOf(H_THR_BASE);
-  const mask = maskOf(H_THR_BASE);
-  const tag = tagOf(tid);
-  for (let pos = tag & mask, dist: u32 = 0; ; pos = (pos + 1) & mask, dist++) {
-    const slot = slotAt(slots, pos);
-    if (probeEnds(slot, pos, dist, mask)) return 0;
-    if (slotTag(slot) != tag) continue;
-    const idx = slotIdx(slot);
-    const p = rp(idx);
-    if (load<u64>(p + R_SPAN_ID) == spanId && load<u64>(p + R_TID) == tid) return idx;
-  }
-  return 0;
+  return findRecord(H_THR_BASE, R_TID, tid, spanId, false);
 }
 
 // ---- Ingest ----
