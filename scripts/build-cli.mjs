@@ -13,7 +13,7 @@ const nativeAddonExternal = {
 };
 
 await build({
-  entryPoints: { espan: "src/cli/espan.ts", start: "src/cli/start.ts", "bench-core": "bench/core.ts", "bench-ingest": "bench/ingest.ts", "espan-agent": "agent/src/main.ts" },
+  entryPoints: { espan: "src/cli/espan.ts", start: "src/cli/start.ts", "bench-core": "bench/core.ts", "bench-agent": "bench/agent.ts", "bench-ingest": "bench/ingest.ts", "bench-testbed": "bench/testbed.ts", "bench-all": "bench/all.ts", "espan-agent": "agent/src/main.ts" },
   outdir: "dist",
   bundle: true,
   platform: "node",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the BPF build (bpf/Makefile), the native addon (agent/native) and the kernel
-# tests (test/e2e) need on a fresh Debian 12, as root. Idempotent and fast when nothing is
-# missing: apt-get runs only for packages that are absent, and `apt-get update` at most once.
+# Installs what the BPF build (bpf/Makefile), the native addon (agent/native), the kernel
+# tests (test/e2e) and the agent benchmark (bench/agent.ts: wrk) need on a fresh Debian 12, as
+# root. Idempotent and fast when nothing is missing: apt-get runs only for packages that are
+# absent, and `apt-get update` at most once.
 # Why each package: see reference/bpf.md ("Environment" and pitfall 9: libbpf is linked
 # dynamically, so the runtime needs libbpf1, which libbpf-dev pulls in).
 set -euo pipefail
@@ -29,6 +30,7 @@ declare -A PROBE=(
   [python3]="cmd:python3"
   [nginx-light]="cmd:nginx"
   [iptables]="cmd:iptables"
+  [wrk]="cmd:wrk"
 )
 
 present() {
