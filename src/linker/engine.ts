@@ -239,6 +239,11 @@ export class LinkerEngine {
     this.x.accept(n);
   }
 
+  /** Bytes of one message record. */
+  get messageSize(): number {
+    return this.L.MSG_SIZE;
+  }
+
   get pendingMessages(): number {
     return this.x.messageCount();
   }

@@ -107,7 +107,7 @@ export class LinkerShard extends DurableObject<Env> {
   async accept(shard: number, from: number, messages: Uint8Array): Promise<void> {
     this.ensureStarted(shard);
     const at = Date.now();
-    this.log.appendMessages(at, messages, messages.byteLength / 64);
+    this.log.appendMessages(at, messages, messages.byteLength / this.engine!.messageSize);
     this.applyMessages(at, messages);
     this.afterWork();
   }
