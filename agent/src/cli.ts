@@ -47,7 +47,7 @@ export function buildProgram(): Command {
     .option("--spool-dir <dir>", "disk buffer for unsent batches, replayed at start (\"\" = none)")
     .option("--batch-size <n>", "spans per POST (default 500)")
     .option("--flush-interval <duration>", "a partial batch leaves after this long (default 1s)")
-    .option("--idle-flush <duration>", "export a response whose end is unseen after its connection was idle this long (default 5s)")
+    .option("--idle-flush <duration>", "export a response whose end is unseen after its connection was idle this long (default 1s)")
     .option("--status-interval <duration>", "status line on stderr every this long; 0 = never (default 10s)")
     .option("--stdout", "print spans on stdout: a summary line on a terminal, NDJSON when piped")
     .addHelpText(

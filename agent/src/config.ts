@@ -62,7 +62,10 @@ export const DEFAULTS: Readonly<AgentConfig> = Object.freeze({
   queue_max_spans: 100_000,
   batch_size: 500,
   flush_interval: 1000,
-  idle_flush: 5000,
+  // Well under the ingest's settle (2 s): a span whose response end is unseen (head and body
+  // written separately, then a quiet keep-alive connection) must still reach the linker before
+  // its root's trace is decided, or an app trace id it carries is missed (testbed/README.md).
+  idle_flush: 1000,
   status_interval: 10_000,
   stdout: false,
 });
