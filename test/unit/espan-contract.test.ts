@@ -44,6 +44,17 @@ describe("the eSpan contract", () => {
     expect(v.span.app_trace_id).toBe("4bf92f3577b34da6a3ce929d0e0e4736");
   });
 
+  it("drops null optionals without touching the caller's object", () => {
+    const input = { ...good, status: null, app_parent_id: "ABCDEF0123456789" };
+    const v = validateESpan(input);
+    expect(v.ok).toBe(true);
+    if (!v.ok) return;
+    expect("status" in v.span).toBe(false);
+    expect(v.span.app_parent_id).toBe("abcdef0123456789");
+    expect(input.status).toBeNull();
+    expect(input.app_parent_id).toBe("ABCDEF0123456789");
+  });
+
   const violations: [string, unknown, RegExp][] = [
     ["span_id", "ABC", /16 lower-case hex/],
     ["span_id", "0000000000000000", /all zero/],
