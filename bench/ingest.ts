@@ -5,7 +5,7 @@
  * trace completion latency (the request carrying a trace's root → the sink receiving the root).
  * Nothing asserts; figures go to BENCHMARKS.md.
  *
- *   node dist/bench-ingest.js [--seconds 30] [--connections 4] [--shards 4] [--batch 500]
+ *   node dist/bench-ingest.js [--seconds 30] [--connections 4] [--shards 1] [--batch 500]
  */
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
@@ -22,7 +22,7 @@ const { values: args } = parseArgs({
   options: {
     seconds: { type: "string", default: "30" },
     connections: { type: "string", default: "4" },
-    shards: { type: "string", default: "4" },
+    shards: { type: "string", default: "1" },
     batch: { type: "string", default: "500" },
     settle: { type: "string", default: "2s" },
     window: { type: "string", default: "20s" },
