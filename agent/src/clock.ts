@@ -2,13 +2,15 @@
 //
 // Records carry bpf_ktime_get_ns(), i.e. CLOCK_MONOTONIC, the clock of process.hrtime.bigint()
 // (reference/bpf.md pitfall 13). The eSpan wants wall time (unix ns), so the agent measures the
-// offset between the two clocks: it reads hrtime, Date.now(), hrtime again and keeps the sample
-// with the tightest bracket (Date.now() has ms resolution, so the offset is good to ~1 ms; the
-// durations, which are differences of monotonic times, are exact). The offset is measured again
+// offset between the two clocks. Date.now() has millisecond resolution, so the agent waits for it
+// to tick over (at most 1 ms of spinning, once a minute): at that instant the wall clock is at an
+// exact millisecond, bracketed by two hrtime reads a few hundred nanoseconds apart. Spans from
+// agents on different hosts then line up to microseconds (with their clocks in sync), where a
+// plain Date.now() sample was off by up to a millisecond (a child could seem to start before its
+// parent). Durations, differences of monotonic times, are exact. The offset is measured again
 // every minute so that an NTP step of the wall clock reaches the spans.
 
 const RESYNC_NS = 60_000_000_000n;
-const SAMPLES = 5;
 
 export interface MonoClock {
   /** Unix ns of a CLOCK_MONOTONIC timestamp. */
@@ -18,19 +20,19 @@ export interface MonoClock {
 }
 
 function measureOffset(): bigint {
-  let best = -1n;
-  let offset = 0n;
-  for (let i = 0; i < SAMPLES; i++) {
-    const before = process.hrtime.bigint();
-    const wallMs = BigInt(Date.now());
+  const start = Date.now();
+  let lastSame = process.hrtime.bigint();
+  const deadline = lastSame + 5_000_000n; // 5 ms: never spin longer, whatever the clock does
+  for (;;) {
+    const wall = Date.now();
     const after = process.hrtime.bigint();
-    const gap = after - before;
-    if (best < 0n || gap < best) {
-      best = gap;
-      offset = wallMs * 1_000_000n - (before + gap / 2n);
+    if (wall !== start) {
+      // The tick came between the previous read (which still said `start`) and this one.
+      return BigInt(wall) * 1_000_000n - (lastSame + (after - lastSame) / 2n);
     }
+    if (after > deadline) return BigInt(wall) * 1_000_000n - after;
+    lastSame = after;
   }
-  return offset;
 }
 
 export function createMonoClock(): MonoClock {
