@@ -244,6 +244,12 @@ function link(child: u32, parent: u32): void {
   assert((flags(c) & R_F_FREE) == 0 && (flags(pp) & R_F_FREE) == 0, "link: a freed record");
   assert(state(c) == S_WAITING, "link: child already placed");
   setState(c, S_LINKED);
+  if ((flags(c) & (R_F_ENTRY | R_F_STUB | R_F_IN_THREAD)) == R_F_IN_THREAD) {
+    // A member linked to its owner is never looked for in its thread group again (a stub is:
+    // decisions and summaries find it there): its slot goes now, not when its window ends.
+    tableRemove(H_THR_BASE, R_TID, child);
+    setFlags(c, flags(c) & ~R_F_IN_THREAD);
+  }
   store<u32>(c + R_PARENT, parent);
   store<u32>(c + R_SIBLING, load<u32>(pp + R_CHILD));
   store<u32>(pp + R_CHILD, child);
