@@ -4,6 +4,7 @@
 // --keep elapses; --once: stop right after the summary); everything is removed on the way out.
 //
 //   npm run demo -- [--once] [--keep 10m] [--scale 1] [--trees 5]
+import type { TraceSummary } from "../src/store/trace-summary.ts";
 import { parseArgs } from "node:util";
 import { fromLinked, groupBy, renderTree, requestOf, type TSpan } from "./analyze.ts";
 import { runWorkload, startTestbed, waitLinked, type Testbed } from "./testbed.ts";
@@ -49,14 +50,6 @@ async function shutdown(code: number): Promise<never> {
 process.on("SIGINT", () => void shutdown(130));
 process.on("SIGTERM", () => void shutdown(143));
 
-interface Summary {
-  trace_id: string;
-  start_ms: number;
-  root_service: string;
-  root_operation: string;
-  span_count: number;
-  services: string[];
-}
 
 async function getJson<T>(url: string): Promise<T> {
   const r = await fetch(url);
@@ -81,7 +74,7 @@ async function main() {
   const m = await waitLinked(tb.ingestUrl, produced, 60_000);
 
   // Read back through the query API.
-  const { traces } = await getJson<{ traces: Summary[] }>(`${tb.ingestUrl}/api/traces?limit=1000&since=${started}`);
+  const { traces } = await getJson<{ traces: TraceSummary[] }>(`${tb.ingestUrl}/api/traces?limit=1000&since=${started}`);
   const spansPerTrace = groupBy(traces, (t) => t.span_count);
   const byService = new Map<string, number>();
   for (const t of traces) for (const s of t.services) byService.set(s, (byService.get(s) ?? 0) + 1);

@@ -22,6 +22,7 @@
 //
 // Processes started here carry ESPAN_TESTBED_RUN in their environment, so that `net.sh down`
 // (run first by the next start, or by hand) finds them should this process die without stop().
+import { metrics } from "../test/e2e/ingest/metrics.ts";
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { createServer } from "node:net";
@@ -545,15 +546,8 @@ async function waitListening(host: Host, port: number, p: Proc): Promise<void> {
 }
 
 /** /metrics, each metric summed over its labels. */
-export async function ingestMetrics(url: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const out: Record<string, number> = {};
-  for (const line of text.split("\n")) {
-    const m = /^([a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
-    if (m) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
-  }
-  return out;
-}
+/** /metrics, each metric summed over its labels (the parser the ingest's tests use). */
+export const ingestMetrics = metrics;
 
 /** Resolves once the ingest has received at least `spans` spans and decided, exported and
  * released every one of them. */

@@ -9,6 +9,7 @@ import { DurableObject } from "cloudflare:workers";
 import engineModule from "../../build/engine.wasm";
 import type { ESpan, LinkedSpan } from "../../contract/espan.ts";
 import { loadConfig, type WorkerConfig } from "../config.ts";
+import type { LinkStats } from "./config.ts";
 import { shardName, storeName, type Env } from "../env.ts";
 import { OtlpExporter } from "../export/otlp-http.ts";
 import { LinkerEngine, type RawResult } from "./engine.ts";
@@ -19,18 +20,10 @@ import { SpanBodies, type HeldBatch } from "./span-bodies.ts";
 
 export type IngestAnswer = { accepted: number } | { busy: string; retryAfterS: number };
 
-export interface ShardStats {
+/** A shard's counters: the engine's (LinkStats) and the shard's own. */
+export interface ShardStats extends LinkStats {
   shard: number;
-  received: number;
-  duplicates: number;
-  conflicts: number;
-  roots: number;
-  orphans: number;
-  forced: number;
-  late: number;
   linked: number;
-  sampledIn: number;
-  sampledOut: number;
   exported: number;
   exportFailures: number;
   exportRejected: number;
@@ -114,27 +107,17 @@ export class LinkerShard extends DurableObject<Env> {
 
   async stats(): Promise<ShardStats | null> {
     if (!this.engine) return null;
-    const s = this.engine.stats();
+    const { stubs: _, ...s } = this.engine.stats();
     return {
+      ...s,
       shard: this.shard,
-      received: s.received,
-      duplicates: s.duplicates,
-      conflicts: s.conflicts,
-      roots: s.roots,
-      orphans: s.orphans,
-      forced: s.forced,
-      late: s.late,
       linked: s.sampledIn + s.sampledOut,
-      sampledIn: s.sampledIn,
-      sampledOut: s.sampledOut,
       exported: this.counters.exported,
       exportFailures: this.counters.exportFailures,
       exportRejected: this.counters.exportRejected,
       exportBacklog: this.exportQueue.length,
       pending: this.engine.heldRecords - this.engine.decidedHeld,
       held: this.engine.heldRecords,
-      messagesSent: s.messagesSent,
-      messagesReceived: s.messagesReceived,
       peerSendFailures: this.outbox.failures,
       logBytes: this.log.bytes,
       engineBytes: this.engine.memoryUsed,

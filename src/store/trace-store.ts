@@ -9,14 +9,9 @@ import type { LinkedSpan } from "../../contract/espan.ts";
 import { loadConfig } from "../config.ts";
 import type { Env } from "../env.ts";
 
-export interface TraceSummary {
-  trace_id: string;
-  start_ms: number;
-  root_service: string;
-  root_operation: string;
-  span_count: number;
-  services: string[];
-}
+import type { TraceSummary } from "./trace-summary.ts";
+
+export type { TraceSummary };
 
 /** Rows per INSERT: 8 parameters each, under the 100-parameter limit of a statement. */
 const ROWS_PER_INSERT = 12;
