@@ -18,6 +18,7 @@ export interface HeldBatch {
 export class SpanBodies {
   private readonly batches: HeldBatch[] = []; // in ref order
   private readonly bySeq = new Map<number, HeldBatch>();
+  private readonly dirty = new Set<HeldBatch>();
   private nextRef = 0;
 
   /** Registers a logged batch; returns the refs of its spans (consecutive). */
@@ -55,12 +56,15 @@ export class SpanBodies {
     if (bit(batch.done, index)) return;
     batch.done[index >> 3] |= 1 << (index & 7);
     batch.dirty = true;
+    this.dirty.add(batch);
     if (--batch.remaining === 0) batch.spans = null;
   }
 
-  /** Batches whose done bits changed since the last call. */
+  /** Batches whose done bits changed since the last call (kept in a set: this runs after every
+   *  batch and message, and scanning every held batch each time would not scale). */
   takeDirty(): HeldBatch[] {
-    const out = this.batches.filter((b) => b.dirty);
+    const out = [...this.dirty];
+    this.dirty.clear();
     for (const b of out) b.dirty = false;
     return out;
   }
@@ -77,6 +81,7 @@ export class SpanBodies {
       if (!keep(b.seq)) {
         this.batches.splice(i, 1);
         this.bySeq.delete(b.seq);
+        this.dirty.delete(b);
       }
     }
   }
