@@ -101,17 +101,8 @@ export function startAgent(opts: AgentOptions): Agent {
   const decoder = createDecoder(lay);
   let decodeErrors = 0;
   let pipelineErrors = 0;
-  // In record order: a process's data before its exec belongs to its old program.
-  const route = (records: CaptureRecord[]) => {
-    for (const r of records) {
-      if (r.kind === "exec") directory.onExec(r.pid);
-      else if (r.kind === "fork") directory.onFork(r.pid, r.aux);
-      else if (r.kind === "exit") directory.onExit(r.pid);
-      else assembler.record(r);
-    }
-  };
   // An exception must not unwind into the addon's callback (it would end the process): a bug
-  // in one batch is logged (the first few) and counted, and the agent goes on.
+  // is logged (the first few) and counted, and the agent goes on.
   const guarded = (what: string, fn: () => void) => {
     try {
       fn();
@@ -119,19 +110,31 @@ export function startAgent(opts: AgentOptions): Agent {
       if (pipelineErrors++ < 10) log(`${what}: ${(e as Error).stack ?? e}`);
     }
   };
+  // In record order: a process's data before its exec belongs to its old program. The record
+  // is the decoder's reused cursor (valid during the call only): nothing here keeps it. A bug
+  // met on one record costs that record, not the rest of its batch.
+  const route = (r: CaptureRecord) => {
+    try {
+      const kind = r.kind;
+      if (kind === "data" || kind === "close") assembler.record(r);
+      else if (kind === "exec") directory.onExec(r.pid);
+      else if (kind === "fork") directory.onFork(r.pid, r.aux);
+      else if (kind === "exit") directory.onExit(r.pid);
+    } catch (e) {
+      if (pipelineErrors++ < 10) log(`assemble: ${(e as Error).stack ?? e}`);
+    }
+  };
 
   try {
     cap.attach();
     cap.start((arena, used) => {
-      let records: CaptureRecord[];
       try {
-        records = decoder.decodeArena(arena, used);
+        decoder.forEachRecord(arena, used, route);
       } catch (e) {
+        // A malformed frame: the records before it were routed, the rest of the batch is lost.
         decodeErrors++;
         log(`decode: ${(e as Error).message}`);
-        return;
       }
-      guarded("assemble", () => route(records));
     }, opts.drainMs ?? 10);
     // After attach: a process exec'd during the scan is seen by the scan or by its exec record.
     directory.start();

@@ -89,8 +89,17 @@ export function formatIp(family: number, bytes: Uint8Array): string {
 }
 
 export interface Decoder {
-  /** Decodes the `used` bytes of an arena (the batch callback's arguments). */
+  /** Decodes the `used` bytes of an arena (the batch callback's arguments) into records that
+   * own their values (the payload is a copy): tests and tools that keep records. */
   decodeArena(arena: Uint8Array, used: number): CaptureRecord[];
+  /**
+   * The agent's path: calls `fn` once per frame, in order, with ONE reused record whose fields
+   * are read from the arena as they are asked for (the 64-bit ones only then), whose payload
+   * is a view into the arena, and whose address and comm strings come from small caches. The
+   * record and its payload are valid only during the call: copy what you keep. Throws on a
+   * malformed frame, after `fn` has seen the frames before it. Returns the frames seen.
+   */
+  forEachRecord(arena: Uint8Array, used: number, fn: (r: CaptureRecord) => void): number;
 }
 
 /** Builds a decoder for this layout; throws if a field does not have the size read here. */
@@ -153,7 +162,24 @@ export function createDecoder(layout: Layout): Decoder {
     };
   }
 
+  const cursor = new RecordCursor(o, le, recordSize, kindNames, dirNames, roleNames, FIN, TRUNCATED);
+
   return {
+    forEachRecord(arena: Uint8Array, used: number, fn: (r: CaptureRecord) => void): number {
+      const dv = new DataView(arena.buffer, arena.byteOffset, arena.byteLength);
+      let at = 0;
+      let n = 0;
+      while (at + frameHeader <= used) {
+        const len = dv.getUint32(at, le);
+        const rec = at + frameHeader;
+        if (rec + len > used) throw new Error(`arena: frame at ${at} (${len} bytes) overruns used=${used}`);
+        cursor.moveTo(arena, dv, rec, len);
+        fn(cursor);
+        n++;
+        at = rec + ((len + 7) & ~7);
+      }
+      return n;
+    },
     decodeArena(arena: Uint8Array, used: number): CaptureRecord[] {
       const dv = new DataView(arena.buffer, arena.byteOffset, arena.byteLength);
       const out: CaptureRecord[] = [];
@@ -168,4 +194,169 @@ export function createDecoder(layout: Layout): Decoder {
       return out;
     },
   };
+}
+
+/** Bounded string caches: cleared when full (they hold addresses and thread names, a few). */
+const CACHE_MAX = 4096;
+
+/**
+ * One record read in place (Decoder.forEachRecord). Small fields are read eagerly by moveTo;
+ * the 64-bit ones, the addresses, comm and the payload view when first asked for.
+ */
+class RecordCursor implements CaptureRecord {
+  kind: RecordKind = "data";
+  pid = 0;
+  tid = 0;
+  seq = 0;
+  bytes = 0;
+  flags = 0;
+  fin = false;
+  truncated = false;
+  dir: Direction = "none";
+  role: SocketRole = "unknown";
+  family: 0 | 4 | 6 = 0;
+  localPort = 0;
+  remotePort = 0;
+  aux = 0;
+  private buf: Uint8Array = new Uint8Array(0);
+  private dv: DataView = new DataView(new ArrayBuffer(8));
+  private at = 0;
+  private capLen = 0;
+  private fam = 0;
+  private payloadView: Buffer | undefined = undefined;
+  private connIdValue: bigint | undefined = undefined;
+  private tsValue: bigint | undefined = undefined;
+  /** IPv4 (and v4-mapped IPv6) address strings by address, per family. */
+  private readonly v4 = new Map<number, string>();
+  private readonly v4mapped = new Map<number, string>();
+  /** Thread names by tid, with the 16 bytes they came from. */
+  private readonly comms = new Map<number, { w0: number; w1: number; w2: number; w3: number; s: string }>();
+  private readonly kindById: (RecordKind | undefined)[] = [];
+  private readonly dirById: Direction[] = [];
+  private readonly roleById: SocketRole[] = [];
+
+  constructor(
+    private readonly o: Record<keyof Layout["fields"], number>,
+    private readonly le: boolean,
+    private readonly recordSize: number,
+    kinds: Map<number, RecordKind>,
+    dirs: Map<number, Direction>,
+    roles: Map<number, SocketRole>,
+    private readonly FIN: number,
+    private readonly TRUNCATED: number,
+  ) {
+    for (let i = 0; i < 256; i++) {
+      this.kindById.push(kinds.get(i));
+      this.dirById.push(dirs.get(i) ?? "none");
+      this.roleById.push(roles.get(i) ?? "unknown");
+    }
+  }
+
+  moveTo(buf: Uint8Array, dv: DataView, at: number, len: number): void {
+    const { o, le } = this;
+    if (len < this.recordSize) throw new Error(`record at ${at}: ${len} bytes, shorter than the ${this.recordSize}-byte header`);
+    const kindId = buf[at + o.kind];
+    const kind = this.kindById[kindId];
+    if (!kind) throw new Error(`record at ${at}: unknown kind ${kindId}`);
+    const capLen = dv.getUint16(at + o.cap_len, le);
+    if (this.recordSize + capLen > len) throw new Error(`record at ${at}: cap_len ${capLen} overruns its ${len} bytes`);
+    this.buf = buf;
+    this.dv = dv;
+    this.at = at;
+    this.capLen = capLen;
+    this.payloadView = undefined;
+    this.connIdValue = undefined;
+    this.tsValue = undefined;
+    this.kind = kind;
+    const flags = dv.getUint16(at + o.flags, le);
+    this.flags = flags;
+    this.fin = (flags & this.FIN) !== 0;
+    this.truncated = (flags & this.TRUNCATED) !== 0;
+    this.pid = dv.getUint32(at + o.pid, le);
+    this.tid = dv.getUint32(at + o.tid, le);
+    this.seq = dv.getUint32(at + o.seq, le);
+    this.bytes = dv.getUint32(at + o.bytes, le);
+    this.dir = this.dirById[buf[at + o.dir]];
+    this.role = this.roleById[buf[at + o.role]];
+    const fam = buf[at + o.family];
+    this.fam = fam;
+    this.family = fam === AF_INET ? 4 : fam === AF_INET6 ? 6 : 0;
+    this.localPort = dv.getUint16(at + o.lport, le);
+    this.remotePort = dv.getUint16(at + o.rport, le);
+    this.aux = dv.getUint32(at + o.aux, le);
+  }
+
+  get tsNs(): bigint {
+    return (this.tsValue ??= this.dv.getBigUint64(this.at + this.o.ts_ns, this.le));
+  }
+
+  get connId(): bigint {
+    return (this.connIdValue ??= this.dv.getBigUint64(this.at + this.o.conn_id, this.le));
+  }
+
+  get prevFirstNs(): bigint {
+    return this.dv.getBigUint64(this.at + this.o.prev_first_ns, this.le);
+  }
+
+  get prevLastNs(): bigint {
+    return this.dv.getBigUint64(this.at + this.o.prev_last_ns, this.le);
+  }
+
+  get prevBytes(): number {
+    const at = this.at + this.o.prev_bytes;
+    const lo = this.dv.getUint32(at, this.le);
+    const hi = this.dv.getUint32(at + 4, this.le);
+    return this.le ? hi * 4_294_967_296 + lo : lo * 4_294_967_296 + hi;
+  }
+
+  get localIp(): string {
+    return this.ip(this.at + this.o.laddr);
+  }
+
+  get remoteIp(): string {
+    return this.ip(this.at + this.o.raddr);
+  }
+
+  get comm(): string {
+    const at = this.at + this.o.comm;
+    const dv = this.dv;
+    // Native order: the cache only compares the 16 bytes.
+    const w0 = dv.getUint32(at, true), w1 = dv.getUint32(at + 4, true), w2 = dv.getUint32(at + 8, true), w3 = dv.getUint32(at + 12, true);
+    const hit = this.comms.get(this.tid);
+    if (hit && hit.w0 === w0 && hit.w1 === w1 && hit.w2 === w2 && hit.w3 === w3) return hit.s;
+    const bytes = this.buf.subarray(at, at + 16);
+    const nul = bytes.indexOf(0);
+    const s = Buffer.from(bytes.buffer, bytes.byteOffset, nul < 0 ? 16 : nul).toString("utf8");
+    if (this.comms.size >= CACHE_MAX) this.comms.clear();
+    this.comms.set(this.tid, { w0, w1, w2, w3, s });
+    return s;
+  }
+
+  get payload(): Buffer {
+    if (this.payloadView === undefined) {
+      const start = this.buf.byteOffset + this.at + this.recordSize;
+      this.payloadView = Buffer.from(this.buf.buffer, start, this.capLen);
+    }
+    return this.payloadView;
+  }
+
+  private ip(at: number): string {
+    const fam = this.fam;
+    if (fam === AF_INET) return this.cached(this.v4, this.dv.getUint32(at, false), at, fam);
+    if (fam !== AF_INET6) return "";
+    const b = this.buf;
+    const mapped = this.dv.getUint32(at, true) === 0 && this.dv.getUint32(at + 4, true) === 0 && b[at + 8] === 0 && b[at + 9] === 0 && b[at + 10] === 0xff && b[at + 11] === 0xff;
+    if (mapped) return this.cached(this.v4mapped, this.dv.getUint32(at + 12, false), at, fam);
+    return formatIp(fam, b.subarray(at, at + 16));
+  }
+
+  private cached(cache: Map<number, string>, key: number, at: number, fam: number): string {
+    let s = cache.get(key);
+    if (s === undefined) {
+      s = formatIp(fam, this.buf.subarray(at, at + 16));
+      if (cache.size >= CACHE_MAX) cache.clear();
+      cache.set(key, s);
+    }
+    return s;
+  }
 }

@@ -12,6 +12,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ESpan } from "../../../contract/espan.ts";
+import { GZIP_OPTIONS } from "./sender.ts";
 
 export interface SpoolOptions {
   maxMemorySpans: number;
@@ -183,7 +184,7 @@ export class Spool {
   private spill(spans: ESpan[], why: "push" | "stop"): boolean {
     const dir = this.opts.dir;
     if (!dir) return false;
-    const body = gzipSync(Buffer.from(JSON.stringify({ spans })));
+    const body = gzipSync(JSON.stringify({ spans }), GZIP_OPTIONS);
     if (this.diskBytes + body.length > this.opts.maxDiskBytes) return false;
     try {
       if (!this.dirReady) {
