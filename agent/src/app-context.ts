@@ -31,6 +31,7 @@ const isHex = (s: string, n: number) => s.length === n && HEX_ANY.test(s) && !ZE
 
 /** The first format present and valid, or undefined. */
 export function extractAppContext(headers: Headers): AppContext | undefined {
+  if (headers.size === 0) return undefined; // most requests: parseHead kept no header
   return fromW3C(headers) ?? fromDatadog(headers) ?? fromB3Single(headers) ?? fromB3Multi(headers);
 }
 
