@@ -40,10 +40,10 @@ export function createMonoClock(): MonoClock {
   let measuredAt = process.hrtime.bigint();
   return {
     toUnixNs(monoNs) {
-      const now = process.hrtime.bigint();
-      if (now - measuredAt > RESYNC_NS) {
+      // The timestamps asked about are recent: they tell the time without a clock read per span.
+      if (monoNs - measuredAt > RESYNC_NS) {
         offset = measureOffset();
-        measuredAt = now;
+        measuredAt = process.hrtime.bigint();
       }
       return monoNs + offset;
     },

@@ -41,8 +41,11 @@ export class Assembler {
     records: 0, conns: 0, spans: 0, orphan_responses: 0, no_response: 0, idle_flushed: 0,
     conns_evicted: 0, spans_filtered: 0,
   };
-  /** Least recently active first (a Map keeps insertion order; activity re-inserts). */
   private readonly conns = new Map<bigint, Conn>();
+  /** The same connections, least recently active first: a list through Conn.older/newer, so
+   * that activity moves a connection to the end without touching the Map. */
+  private oldest: Conn | undefined;
+  private newest: Conn | undefined;
   private readonly events: ConnEvents;
   private readonly idleFlushNs: bigint;
   private readonly connIdleNs: bigint;
@@ -77,16 +80,19 @@ export class Assembler {
   }
 
   record(r: CaptureRecord): void {
-    if (r.kind === "data") {
+    const kind = r.kind;
+    if (kind === "data") {
       if (r.dir === "none") return;
       this.stats.records++;
       this.conn(r.connId).onData(r);
-    } else if (r.kind === "close") {
+    } else if (kind === "close") {
       this.stats.records++;
-      const c = this.conns.get(r.connId);
+      const id = r.connId;
+      const c = this.conns.get(id);
       if (!c) return;
       c.onClose(r);
-      this.conns.delete(r.connId);
+      this.conns.delete(id);
+      this.unlink(c);
     }
     this.stats.conns = this.conns.size;
   }
@@ -96,7 +102,8 @@ export class Assembler {
    * CLOCK_MONOTONIC (process.hrtime.bigint()), the clock of the records.
    */
   sweep(nowNs: bigint): void {
-    for (const [id, c] of this.conns) {
+    for (let c = this.oldest; c !== undefined; ) {
+      const next = c.newer;
       const quiet = nowNs - c.lastNs;
       if (quiet < this.idleFlushNs) break; // the rest were active more recently
       this.flushingIdle = true;
@@ -104,8 +111,10 @@ export class Assembler {
       this.flushingIdle = false;
       if (quiet >= this.connIdleNs) {
         c.evict();
-        this.conns.delete(id);
+        this.conns.delete(c.id);
+        this.unlink(c);
       }
+      c = next;
     }
     this.stats.conns = this.conns.size;
   }
@@ -119,24 +128,46 @@ export class Assembler {
       c.evict();
     }
     this.conns.clear();
+    this.oldest = this.newest = undefined;
     this.stats.conns = 0;
   }
 
   private conn(id: bigint): Conn {
     let c = this.conns.get(id);
     if (c) {
-      this.conns.delete(id); // re-insert: most recently active last
-    } else {
-      c = new Conn(id, this.events);
-      if (this.conns.size >= this.maxConns) {
-        const [oldId, old] = this.conns.entries().next().value!;
-        this.conns.delete(oldId);
-        old.evict();
-        this.stats.conns_evicted++;
+      if (c !== this.newest) {
+        this.unlink(c);
+        this.append(c);
       }
+      return c;
+    }
+    c = new Conn(id, this.events);
+    if (this.conns.size >= this.maxConns && this.oldest) {
+      const old = this.oldest;
+      this.conns.delete(old.id);
+      this.unlink(old);
+      old.evict();
+      this.stats.conns_evicted++;
     }
     this.conns.set(id, c);
+    this.append(c);
     return c;
+  }
+
+  private append(c: Conn): void {
+    c.older = this.newest;
+    c.newer = undefined;
+    if (this.newest) this.newest.newer = c;
+    else this.oldest = c;
+    this.newest = c;
+  }
+
+  private unlink(c: Conn): void {
+    if (c.older) c.older.newer = c.newer;
+    else this.oldest = c.newer;
+    if (c.newer) c.newer.older = c.older;
+    else this.newest = c.older;
+    c.older = c.newer = undefined;
   }
 
   private finish(x: Exchange): void {

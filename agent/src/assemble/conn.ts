@@ -57,6 +57,9 @@ export class Conn {
   role: Role | undefined;
   /** CLOCK_MONOTONIC of the last record (idle sweep, eviction order). */
   lastNs = 0n;
+  /** Neighbours in the assembler's activity order. */
+  older: Conn | undefined = undefined;
+  newer: Conn | undefined = undefined;
   /** Requests started, no response started yet, oldest first. */
   private awaiting: Exchange[] = [];
   /** The exchanges of the current (or last) request message: its bytes are known at the flip. */

@@ -16,9 +16,26 @@ export interface SpanContext {
   toUnixNs(monoNs: bigint): bigint;
 }
 
+/**
+ * Every field is in the literal, undefined when absent (JSON leaves it out, as validateESpan
+ * does): all spans share one object shape, where adding the optional fields one by one made a
+ * new hidden class for each combination, slower to build and to serialise.
+ */
 export function buildSpan(x: Exchange, ctx: SpanContext): ESpan {
   const end = x.respEndNs ?? x.respStartNs ?? x.reqStartNs;
-  const span: ESpan = {
+  const req = x.request;
+  const resp = x.response;
+  const status = resp?.status;
+  const entry = x.kind === "entry";
+  const read = entry ? x.reqBytes : x.respBytes;
+  const written = entry ? x.respBytes : x.reqBytes;
+  const app = x.app;
+  let attributes: Record<string, string | number | boolean> | undefined;
+  if (x.reqOffset > 0) (attributes ??= {})["espan.pipelined_offset"] = x.reqOffset;
+  if (x.respSeqUnresolved) (attributes ??= {})["espan.resp_seq"] = "unresolved";
+  if (x.respEndUnknown) (attributes ??= {})["espan.response_end"] = "unknown";
+  if (req && !req.headComplete) (attributes ??= {})["espan.request_head"] = "truncated";
+  return {
     span_id: randomId64(),
     kind: x.kind,
     req_seq: x.reqSeq,
@@ -35,34 +52,18 @@ export function buildSpan(x: Exchange, ctx: SpanContext): ESpan {
     src_port: x.localPort,
     dst_port: x.remotePort,
     l7_proto: x.l7,
+    thread_trace_id: x.threadTraceId,
+    operation: req ? `${req.method} ${req.path}` : undefined,
+    http_method: req?.method,
+    http_route: req?.path,
+    http_version: req?.version ?? (status !== undefined ? resp!.version : undefined),
+    http_status_code: status,
+    status: status === undefined ? undefined : status >= (entry ? 500 : 400) ? "error" : "ok",
+    bytes_read: read,
+    bytes_written: written,
+    app_trace_id: app?.app_trace_id,
+    app_parent_id: app?.app_parent_id,
+    app_sampled: app?.app_sampled,
+    attributes,
   };
-  if (x.threadTraceId !== undefined) span.thread_trace_id = x.threadTraceId;
-  const req = x.request;
-  if (req) {
-    span.operation = `${req.method} ${req.path}`;
-    span.http_method = req.method;
-    span.http_route = req.path;
-    if (req.version !== undefined) span.http_version = req.version;
-  }
-  const status = x.response?.status;
-  if (status !== undefined) {
-    span.http_status_code = status;
-    if (span.http_version === undefined && x.response!.version !== undefined) span.http_version = x.response!.version;
-    span.status = status >= (x.kind === "entry" ? 500 : 400) ? "error" : "ok";
-  }
-  const [read, written] = x.kind === "entry" ? [x.reqBytes, x.respBytes] : [x.respBytes, x.reqBytes];
-  if (read !== undefined) span.bytes_read = read;
-  if (written !== undefined) span.bytes_written = written;
-  if (x.app) {
-    span.app_trace_id = x.app.app_trace_id;
-    if (x.app.app_parent_id !== undefined) span.app_parent_id = x.app.app_parent_id;
-    if (x.app.app_sampled !== undefined) span.app_sampled = x.app.app_sampled;
-  }
-  const attributes: Record<string, string | number | boolean> = {};
-  if (x.reqOffset > 0) attributes["espan.pipelined_offset"] = x.reqOffset;
-  if (x.respSeqUnresolved) attributes["espan.resp_seq"] = "unresolved";
-  if (x.respEndUnknown) attributes["espan.response_end"] = "unknown";
-  if (req && !req.headComplete) attributes["espan.request_head"] = "truncated";
-  if (Object.keys(attributes).length > 0) span.attributes = attributes;
-  return span;
 }

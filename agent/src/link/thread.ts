@@ -45,21 +45,24 @@ export interface LinkStats {
 
 const threadKey = (pid: number, tid: number) => pid * 4_294_967_296 + tid; // exact below 2^53
 
+/** Threads whose (possibly empty) set of open entries is kept before empty ones are pruned. */
+const MAX_THREADS = 4096;
+
 export class ThreadLinker implements ExchangeSink {
   readonly stats: LinkStats = {
     entries: 0, exits: 0, linked_thread: 0, linked_app_context: 0,
     unlinked_no_entry: 0, unlinked_ambiguous: 0, unlinked_app_mismatch: 0,
   };
-  /** Open entries by thread. */
+  /** Open entries by thread. A thread's set stays when it empties (an event loop opens and
+   * closes an entry per request: no Map and Set churn); empty ones are pruned past MAX_THREADS. */
   private readonly open = new Map<number, Set<Exchange>>();
-  /** The thread each open entry was opened on (its response may be written on another). */
-  private readonly openedOn = new Map<Exchange, number>();
+  private openCount = 0;
 
   constructor(private readonly next: SpanSink) {}
 
   /** Entries open now (bounds, tests). */
   get openEntries(): number {
-    return this.openedOn.size;
+    return this.openCount;
   }
 
   requestStarted(x: Exchange): void {
@@ -67,9 +70,13 @@ export class ThreadLinker implements ExchangeSink {
     if (x.kind === "entry") {
       x.threadTraceId = randomId64();
       let set = this.open.get(key);
-      if (!set) this.open.set(key, (set = new Set()));
+      if (!set) {
+        if (this.open.size >= MAX_THREADS) this.pruneEmpty();
+        this.open.set(key, (set = new Set()));
+      }
       set.add(x);
-      this.openedOn.set(x, key);
+      x.openOn = key;
+      this.openCount++;
       return;
     }
     const entry = this.pick(this.open.get(key), x);
@@ -124,11 +131,15 @@ export class ThreadLinker implements ExchangeSink {
   }
 
   private close(entry: Exchange): void {
-    const key = this.openedOn.get(entry);
-    if (key === undefined) return;
-    this.openedOn.delete(entry);
-    const set = this.open.get(key)!;
-    set.delete(entry);
-    if (set.size === 0) this.open.delete(key);
+    const key = entry.openOn;
+    if (key < 0) return;
+    entry.openOn = -1;
+    this.openCount--;
+    this.open.get(key)!.delete(entry);
+  }
+
+  /** Forgets the threads with no entry open. */
+  private pruneEmpty(): void {
+    for (const [key, set] of this.open) if (set.size === 0) this.open.delete(key);
   }
 }

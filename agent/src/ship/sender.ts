@@ -25,8 +25,52 @@ import { parseRetryAfter } from "./retry.ts";
  */
 export const GZIP_OPTIONS = { level: 1 } as const;
 
-const gzip = (text: string) =>
-  new Promise<Buffer>((resolve, reject) => gzipCb(text, GZIP_OPTIONS, (e, out) => (e ? reject(e) : resolve(out))));
+const gzip = (input: Uint8Array) =>
+  new Promise<Buffer>((resolve, reject) => gzipCb(input, GZIP_OPTIONS, (e, out) => (e ? reject(e) : resolve(out))));
+
+const OPEN = Buffer.from('{"spans":[');
+const CLOSE = Buffer.from("]}");
+/** Spans per JSON.stringify call (see BatchEncoder). */
+const CHUNK = 20;
+
+/**
+ * A batch as the body's JSON, `{"spans":[...]}`, in UTF-8, written into a buffer kept for the
+ * next batch. JSON.stringify of a whole 500-span batch returns a rope of ~250 KB that must be
+ * flattened (a fresh large-object string) and then copied again into a new Buffer: measured at
+ * ~6 µs a span of the ~8 the agent spent per span. Stringified 20 spans at a time, written
+ * straight into the kept buffer: ~2.5 µs. The bytes are the same JSON.
+ */
+export class BatchEncoder {
+  private buf = Buffer.allocUnsafe(64 * 1024);
+
+  /** The batch's JSON; a view of the encoder's buffer, valid until the next encode(). */
+  encode(spans: readonly ESpan[]): Buffer {
+    let n = this.put(OPEN, 0);
+    for (let i = 0; i < spans.length; i += CHUNK) {
+      const text = JSON.stringify(i === 0 && spans.length <= CHUNK ? spans : spans.slice(i, i + CHUNK));
+      // the chunk's elements without its brackets, after a comma from the chunk before
+      if (i > 0) n = this.put(COMMA, n);
+      this.reserve(n + 3 * text.length);
+      n += this.buf.write(text.length > 2 ? text.slice(1, -1) : "", n, "utf8");
+    }
+    n = this.put(CLOSE, n);
+    return this.buf.subarray(0, n);
+  }
+
+  private put(bytes: Buffer, at: number): number {
+    this.reserve(at + bytes.length);
+    return at + bytes.copy(this.buf, at);
+  }
+
+  /** Grows the buffer (keeping its bytes) to hold `bytes`. */
+  private reserve(bytes: number): void {
+    if (this.buf.length >= bytes) return;
+    const bigger = Buffer.allocUnsafe(Math.max(bytes, 2 * this.buf.length));
+    this.buf.copy(bigger);
+    this.buf = bigger;
+  }
+}
+const COMMA = Buffer.from(",");
 
 export type SendResult =
   | { kind: "ok"; status: number }
@@ -54,9 +98,20 @@ export function createSender(opts: SenderOptions): Sender {
   const client = url.protocol === "https:" ? https : http;
   const agent = new client.Agent({ keepAlive: true, maxSockets: 2 });
   const timeoutMs = opts.timeoutMs ?? 10_000;
+  const encoder = new BatchEncoder();
+  let encoding = false; // the encoder's buffer is in zlib's hands
   return {
     async send(spans, signal) {
-      const body = await gzip(JSON.stringify({ spans }));
+      let body: Buffer;
+      if (encoding) body = await gzip(new BatchEncoder().encode(spans));
+      else {
+        encoding = true;
+        try {
+          body = await gzip(encoder.encode(spans));
+        } finally {
+          encoding = false;
+        }
+      }
       const headers: Record<string, string> = {
         "content-type": "application/json",
         "content-encoding": "gzip",

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ESpan } from "../../../contract/espan.ts";
 import { backoffMs, parseRetryAfter } from "../../../agent/src/ship/retry.ts";
-import { classify, createSender } from "../../../agent/src/ship/sender.ts";
+import { BatchEncoder, classify, createSender } from "../../../agent/src/ship/sender.ts";
 import { Shipper } from "../../../agent/src/ship/shipper.ts";
 import { Spool } from "../../../agent/src/ship/spool.ts";
 import { startIngestStub, type IngestStub } from "./ingest-stub.ts";
@@ -44,6 +44,22 @@ function shipper(url: string, o: { batchSize?: number; flushIntervalMs?: number;
   s.start();
   return { s, spool };
 }
+
+describe("batch encoder", () => {
+  it("writes exactly JSON.stringify({ spans }) as UTF-8, for any batch size, reusing its buffer", () => {
+    const enc = new BatchEncoder();
+    // Bigger first, then smaller: a reused buffer must not leak the earlier batch's bytes.
+    for (const n of [0, 1, 19, 20, 21, 40, 41, 2000, 3, 0, 500]) {
+      const batch = Array.from({ length: n }, (_, i) =>
+        span(i, i % 7 === 0 ? `GET /é/"q"\\\n\u0001/${"ü".repeat(i % 50)}/\u{1F600}` : `GET /${i}`),
+      );
+      for (const [i, s] of batch.entries()) if (i % 3 === 0) s.attributes = { "espan.pipelined_offset": i, x: "ß" };
+      const got = enc.encode(batch);
+      expect(got.toString("utf8"), `n=${n}`).toBe(JSON.stringify({ spans: batch }));
+      expect(JSON.parse(got.toString("utf8")).spans).toEqual(batch);
+    }
+  });
+});
 
 describe("sender", () => {
   it("POSTs gzip JSON {spans} to /v1/bpftracing with the bearer token", async () => {
