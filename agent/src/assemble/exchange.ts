@@ -54,6 +54,9 @@ export interface Exchange {
   /** Key of the thread the entry is open on in the thread linker, -1 when not open (set by the
    * linker: an entry is open from its request's first byte until its response's). */
   openOn: number;
+  /** Neighbours in the list of entries open on that thread. */
+  openPrev: Exchange | undefined;
+  openNext: Exchange | undefined;
   /** The process as it was when the request started (it may exec into another program
    * before the response ends). Set by the assembler. */
   proc?: ProcessEntry;
@@ -83,6 +86,6 @@ export function newExchange(r: CaptureRecord, kind: Exchange["kind"], l7: Exchan
     request: undefined, app: undefined,
     respSeq: undefined, respOffset: undefined, respStartNs: undefined, respEndNs: undefined, respLength: undefined,
     respBytes: undefined, response: undefined, respSeqUnresolved: undefined, respEndUnknown: undefined, interim: undefined,
-    threadTraceId: undefined, openOn: -1, proc: undefined,
+    threadTraceId: undefined, openOn: -1, openPrev: undefined, openNext: undefined, proc: undefined,
   };
 }

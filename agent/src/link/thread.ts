@@ -45,6 +45,12 @@ export interface LinkStats {
 
 const threadKey = (pid: number, tid: number) => pid * 4_294_967_296 + tid; // exact below 2^53
 
+/** The entries open on one thread. */
+interface OpenList {
+  head: Exchange | undefined;
+  size: number;
+}
+
 /** Threads whose (possibly empty) set of open entries is kept before empty ones are pruned. */
 const MAX_THREADS = 4096;
 
@@ -53,9 +59,10 @@ export class ThreadLinker implements ExchangeSink {
     entries: 0, exits: 0, linked_thread: 0, linked_app_context: 0,
     unlinked_no_entry: 0, unlinked_ambiguous: 0, unlinked_app_mismatch: 0,
   };
-  /** Open entries by thread. A thread's set stays when it empties (an event loop opens and
-   * closes an entry per request: no Map and Set churn); empty ones are pruned past MAX_THREADS. */
-  private readonly open = new Map<number, Set<Exchange>>();
+  /** Open entries by thread, a list through Exchange.openPrev/openNext (no hashing of
+   * exchanges, O(1) removal). A thread's list stays when it empties (an event loop opens and
+   * closes an entry per request: no Map churn); empty ones are pruned past MAX_THREADS. */
+  private readonly open = new Map<number, OpenList>();
   private openCount = 0;
 
   constructor(private readonly next: SpanSink) {}
@@ -69,12 +76,15 @@ export class ThreadLinker implements ExchangeSink {
     const key = threadKey(x.pid, x.tid);
     if (x.kind === "entry") {
       x.threadTraceId = randomId64();
-      let set = this.open.get(key);
-      if (!set) {
+      let list = this.open.get(key);
+      if (!list) {
         if (this.open.size >= MAX_THREADS) this.pruneEmpty();
-        this.open.set(key, (set = new Set()));
+        this.open.set(key, (list = { head: undefined, size: 0 }));
       }
-      set.add(x);
+      x.openNext = list.head;
+      if (list.head) list.head.openPrev = x;
+      list.head = x;
+      list.size++;
       x.openOn = key;
       this.openCount++;
       return;
@@ -96,14 +106,14 @@ export class ThreadLinker implements ExchangeSink {
     this.next.write(span);
   }
 
-  private pick(candidates: Set<Exchange> | undefined, exit: Exchange): Exchange | undefined {
+  private pick(candidates: OpenList | undefined, exit: Exchange): Exchange | undefined {
     if (!candidates || candidates.size === 0) {
       this.stats.unlinked_no_entry++;
       return undefined;
     }
     const appId = exit.app?.app_trace_id;
     if (candidates.size === 1) {
-      const [only] = candidates;
+      const only = candidates.head!;
       const entryAppId = only.app?.app_trace_id;
       if (appId !== undefined && entryAppId !== undefined && appId !== entryAppId) {
         this.stats.unlinked_app_mismatch++;
@@ -115,7 +125,7 @@ export class ThreadLinker implements ExchangeSink {
     if (appId !== undefined) {
       let match: Exchange | undefined;
       let n = 0;
-      for (const e of candidates) {
+      for (let e = candidates.head; e !== undefined; e = e.openNext) {
         if (e.app?.app_trace_id === appId) {
           match = e;
           n++;
@@ -135,11 +145,16 @@ export class ThreadLinker implements ExchangeSink {
     if (key < 0) return;
     entry.openOn = -1;
     this.openCount--;
-    this.open.get(key)!.delete(entry);
+    const list = this.open.get(key)!;
+    if (entry.openPrev) entry.openPrev.openNext = entry.openNext;
+    else list.head = entry.openNext;
+    if (entry.openNext) entry.openNext.openPrev = entry.openPrev;
+    entry.openPrev = entry.openNext = undefined;
+    list.size--;
   }
 
   /** Forgets the threads with no entry open. */
   private pruneEmpty(): void {
-    for (const [key, set] of this.open) if (set.size === 0) this.open.delete(key);
+    for (const [key, list] of this.open) if (list.size === 0) this.open.delete(key);
   }
 }
