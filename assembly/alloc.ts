@@ -1,6 +1,6 @@
-// Regions of linear memory for the engine's growable arrays. Sizes are powers of two; a freed
+// Regions of linear memory for the engine's growable arrays. Regions are powers of two; a freed
 // region goes on the free list of its size and is reused by the next request of that size, so
-// doubling arrays do not leak. Memory is never returned to the host (WebAssembly cannot shrink).
+// doubling arrays do not leak. Exact-size memory (pool pages, tables) is carved from them. Memory is never returned to the host (WebAssembly cannot shrink).
 import { HDR, H_FREE, H_TOP, H_WORDS, hget, hset } from "./header";
 
 @inline function sizeClass(bytes: usize): i32 {
@@ -32,27 +32,17 @@ export function allocRegion(bytes: usize): usize {
 }
 
 /**
- * Memory that is never freed (pool pages): exactly `bytes`, no rounding to a size class. Carved
- * from a freed region when one is big enough: the regions that growing tables and queues leave
- * behind (together about as large as the tables) become record pages instead of waste.
+ * Exactly `bytes` (rounded up to a cache line), zeroed: pool pages, and tables whose capacity is
+ * not a power of two. Carved from a freed region when one is big enough: the regions that growing
+ * tables and queues leave behind become record pages instead of waste. Free with `freeExact`.
  */
-export function allocForever(bytes: usize): usize {
+export function allocExact(bytes: usize): usize {
   bytes = (bytes + 63) & ~(63 as usize);
   for (let k = sizeClass(bytes); k < 32; k++) {
     const head = <usize>hget(H_FREE + k);
     if (head == 0) continue;
     hset(H_FREE + k, load<u64>(head));
-    // Give back the rest as power-of-two pieces, largest first.
-    let rest = ((<usize>1) << k) - bytes;
-    let at = head + bytes;
-    for (let j = k - 1; j >= 6 && rest > 0; j--) {
-      const piece = (<usize>1) << j;
-      if (rest >= piece) {
-        freeRegion(at, piece);
-        at += piece;
-        rest -= piece;
-      }
-    }
+    freeExact(head + bytes, ((<usize>1) << k) - bytes); // the rest goes back
     memory.fill(head, 0, bytes);
     return head;
   }
@@ -77,6 +67,20 @@ export function freeRegion(ptr: usize, bytes: usize): void {
   const k = sizeClass(bytes);
   store<u64>(ptr, hget(H_FREE + k));
   hset(H_FREE + k, <u64>ptr);
+}
+
+/** Frees memory from `allocExact`, as power-of-two regions (largest first) for later reuse. */
+export function freeExact(ptr: usize, bytes: usize): void {
+  let rest = (bytes + 63) & ~(63 as usize);
+  let at = ptr;
+  for (let j = 31; j >= 6 && rest > 0; j--) {
+    const piece = (<usize>1) << j;
+    if (rest >= piece) {
+      freeRegion(at, piece);
+      at += piece;
+      rest -= piece;
+    }
+  }
 }
 
 /** Moves `used` bytes to a new region of at least `bytes`, freeing the old one of `oldBytes`. */

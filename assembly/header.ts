@@ -29,7 +29,7 @@ export const H_NET_COUNT = 52;
 export const H_THR_BASE = 53;
 export const H_THR_CAP = 54;
 export const H_THR_COUNT = 55;
-export const H_FIFO = 56; // 3 FIFOs x 4 words: base, cap, head, len
+export const H_FIFO = 56; // 3 FIFOs x 4 words: base, cap, head, len (the 4th at H_RUNS)
 export const H_HEAP_BASE = 68;
 export const H_HEAP_CAP = 69;
 export const H_HEAP_LEN = 70;
@@ -50,7 +50,7 @@ export const H_NOW = 100;
 export const H_DEFER_BASE = 101;
 export const H_DEFER_CAP = 102;
 export const H_DECIDED_HELD = 103; // records decided but still held for late relatives
-export const H_EPOCH = 104; // ms: window-expiry deadlines are kept as u32 offsets from it
+export const H_RUNS = 104; // the FIFO of expiry runs (timers.ts), 4 words like H_FIFO's
 export const H_WORDS = 112;
 
 export const OPT_USE_APP: u64 = 1;
@@ -71,7 +71,7 @@ export const STAT_MSGS_RECEIVED = 10;
 export const STAT_STUBS = 11;
 export const STAT_COUNT = 12;
 
-export const MAGIC: u64 = 0x6e617073_65_00_0001; // "espan" engine, layout version 1
+export const MAGIC: u64 = 0x6e617073_65_00_0002; // "espan" engine, layout version 2
 
 @inline export function hget(i: i32): u64 {
   return load<u64>(HDR + (<usize>i << 3));

@@ -18,15 +18,18 @@ import {
 } from "./header";
 import { shardOfNet, shardOfThread } from "./ids";
 import * as L from "./layout";
-import { acceptOne, checkTables, freeRecord, ingestOne, onTimer } from "./link";
+import { acceptOne, checkTables, freeRecord, ingestOne, onTimer, prefetchIngest, prefetchRecord, prefetchSlots } from "./link";
 export { checkTables };
-import { PAGE_SHIFT, poolInit, poolLive, poolPages } from "./pool";
-import { APP_SIZE, REC_SIZE } from "./record";
+import { poolBytes, poolInit, poolLive } from "./pool";
+import { APP_SHIFT, APP_SIZE, REC_SHIFT, REC_SIZE } from "./record";
 import { tableInit } from "./table";
 import { dueAt, dueGen, dueIdx, dueKind, timerBytes, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
 
 export function init(shard: u32, shards: u32, windowMs: i64, settleMs: i64, threshold: u64, useApp: bool, keepAll: bool): void {
-  memory.fill(HDR, 0, <usize>H_WORDS << 3);
+  // All of memory above the header is zeroed, so that an instance can be reset and reused: the
+  // allocator takes memory it has not handed out before to be zero. (On a fresh instance that is
+  // the initial pages; on a reused one it keeps its grown memory, already faulted in.)
+  memory.fill(HDR, 0, (<usize>memory.size() << 16) - HDR);
   hset(H_MAGIC, MAGIC);
   initAlloc();
   hset(H_SHARD, shard);
@@ -56,6 +59,7 @@ export function inputBuffer(n: u32): usize {
 export function ingest(n: u32): void {
   begin();
   const base = <usize>hget(H_IN_BASE);
+  prefetchIngest(base, n);
   for (let i: u32 = 0; i < n; i++) ingestOne(base + <usize>i * L.IN_SIZE);
   end();
 }
@@ -87,8 +91,18 @@ export function accept(n: u32): void {
 @inline function begin(): void {
   B.resetScratch();
 }
+/** How far ahead the free loop touches records, and (half as far) their table slots. */
+const FREE_AHEAD: u32 = 16;
+
 function end(): void {
-  for (let i: u32 = 0; i < deferLen; i++) freeRecord(deferGet(i));
+  const n = deferLen;
+  for (let i: u32 = 0; i < n; i++) {
+    // Two-stage group prefetch: a record FREE_AHEAD ahead, the slots of one half as far ahead
+    // (its key is in cache by then), so each free finds what it removes already loaded.
+    if (i + FREE_AHEAD < n) prefetchRecord(deferGet(i + FREE_AHEAD));
+    if (i + (FREE_AHEAD >> 1) < n) prefetchSlots(deferGet(i + (FREE_AHEAD >> 1)));
+    freeRecord(deferGet(i));
+  }
   B.resetScratch();
 }
 
@@ -133,8 +147,8 @@ export function pendingTimers(): u64 {
  */
 export function memoryPart(i: i32): u64 {
   switch (i) {
-    case 0: return poolPages(H_REC_BASE) * (<u64>REC_SIZE << PAGE_SHIFT);
-    case 1: return poolPages(H_APP_BASE) * (<u64>APP_SIZE << PAGE_SHIFT);
+    case 0: return poolBytes(H_REC_BASE, REC_SIZE, REC_SHIFT);
+    case 1: return poolBytes(H_APP_BASE, APP_SIZE, APP_SHIFT);
     case 2: return hget(H_NET_BASE + 1) << 3;
     case 3: return hget(H_THR_BASE + 1) << 3;
     case 4: return timerBytes();

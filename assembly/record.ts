@@ -25,6 +25,8 @@ export const R_FLAGS: u32 = 56; // u16: R_F_*
 export const R_GEN: u32 = 58; // u16: survives free
 export const R_OWN_APP: u32 = 60; // u32: this span's own app context record
 export const REC_SIZE: u32 = 64;
+/** Records per pool page: 2^10 (64 KiB pages). */
+export const REC_SHIFT: u32 = 10;
 
 export const R_F_ENTRY: u32 = 1;
 export const R_F_HAS_TID: u32 = 2;
@@ -45,7 +47,7 @@ export const S_ROOT: u32 = 128;
 export const S_DECIDED: u32 = 192;
 
 @inline export function rp(idx: u32): usize {
-  return poolPtr(H_REC_BASE, REC_SIZE, idx);
+  return poolPtr(H_REC_BASE, REC_SIZE, REC_SHIFT, idx);
 }
 @inline export function flags(p: usize): u32 {
   return <u32>load<u16>(p + R_FLAGS);
@@ -76,3 +78,5 @@ export const A_PARENT: u32 = 32; // u64: app parent span id (own context only)
 export const A_FLAGS: u32 = 40; // u32: IN_F_APP_TRACE | IN_F_APP_PARENT | IN_F_HAS_SAMPLED | IN_F_SAMPLED
 export const A_REFS: u32 = 44; // u32
 export const APP_SIZE: u32 = 48;
+/** App records per pool page: 2^12 (192 KiB pages: carved from a 256 KiB region, the rest is a record page). */
+export const APP_SHIFT: u32 = 12;

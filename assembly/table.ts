@@ -3,11 +3,18 @@
 // as soon as it meets an entry nearer its own home) with backward-shift deletion (no tombstones).
 // Plain linear probing at this load spent a fifth of the engine's time shifting long runs.
 // A slot is 8 bytes: the record index (low 32 bits) and a tag, the high half of the key's hash
-// (high 32 bits), whose low bits are also the home slot. Probes compare tags and only read a
+// (high 32 bits), from which the home slot is computed. Probes compare tags and only read a
 // record on a tag match, and deletion finds homes from tags: no cache miss into the records
 // except for real matches (a 4-byte slot that read each key from its record cost ~5x the time).
-// A table is three header words from `h`: base, capacity (power of two), count.
-import { growRegion, freeRegion } from "./alloc";
+//
+// Capacities are not powers of two: the home of a tag is `tag * cap >> 32` (Lemire's fastrange),
+// so a table grows by half again at 80% load and its load stays between 53% and 80% (10–15
+// bytes per entry). Doubling left a table at 40% just after each doubling (20 bytes per entry),
+// the largest swing in bytes per held span (BENCHMARKS.md). A 90% bound would save two more
+// bytes but doubled the insert time: Robin Hood inserts shift whole clusters, which grow fast
+// past 80%. Homes rise with tags, so a rehash writes the new table almost in order.
+// A table is three header words from `h`: base, capacity, count.
+import { allocExact, freeExact } from "./alloc";
 import { hget, hset } from "./header";
 import { mix64, SALT_TABLE } from "./ids";
 import { rp } from "./record";
@@ -15,13 +22,12 @@ import { rp } from "./record";
 const T_BASE = 0;
 const T_CAP = 1;
 const T_COUNT = 2;
-/** Grow at 80% load: slots are 8 bytes and probes read only slots, so runs of a few cache
- *  lines are cheap next to the memory a lower load would cost (BENCHMARKS.md). */
+/** Grow at 80% load, by half again. */
 const MAX_LOAD_NUM: u64 = 4;
 const MAX_LOAD_DEN: u64 = 5;
 
 export function tableInit(h: i32, cap: u32): void {
-  hset(h + T_BASE, <u64>growRegion(0, 0, 0, <usize>cap << 3));
+  hset(h + T_BASE, <u64>allocExact(<usize>cap << 3));
   hset(h + T_CAP, cap);
   hset(h + T_COUNT, 0);
 }
@@ -29,12 +35,20 @@ export function tableInit(h: i32, cap: u32): void {
 @inline export function slotsOf(h: i32): usize {
   return <usize>hget(h + T_BASE);
 }
-@inline export function maskOf(h: i32): u32 {
-  return <u32>hget(h + T_CAP) - 1;
+@inline export function capOf(h: i32): u32 {
+  return <u32>hget(h + T_CAP);
 }
 /** The tag of a key: the high half of its hash (any value; a slot is in use when its index is not 0). */
 @inline export function tagOf(key: u64): u32 {
   return <u32>(mix64(key ^ SALT_TABLE) >> 32);
+}
+/** The home slot of a tag in a table of `cap` slots. */
+@inline export function homeOf(tag: u32, cap: u32): u32 {
+  return <u32>((<u64>tag * <u64>cap) >> 32);
+}
+/** The slot after `pos`, wrapping. */
+@inline export function nextPos(pos: u32, cap: u32): u32 {
+  return pos + 1 == cap ? 0 : pos + 1;
 }
 @inline export function slotAt(slots: usize, pos: u32): u64 {
   return load<u64>(slots + (<usize>pos << 3));
@@ -48,23 +62,25 @@ export function tableInit(h: i32, cap: u32): void {
 
 export function tableInsert(h: i32, keyAt: u32, idx: u32): void {
   const count = hget(h + T_COUNT) + 1;
-  if (count * MAX_LOAD_DEN > hget(h + T_CAP) * MAX_LOAD_NUM) rehash(h, <u32>hget(h + T_CAP) << 1);
+  const cap = hget(h + T_CAP);
+  if (count * MAX_LOAD_DEN > cap * MAX_LOAD_NUM) rehash(h, <u32>(cap + (cap >> 1)));
   hset(h + T_COUNT, count);
-  put(slotsOf(h), maskOf(h), (<u64>tagOf(load<u64>(rp(idx) + keyAt)) << 32) | idx);
+  put(slotsOf(h), capOf(h), (<u64>tagOf(load<u64>(rp(idx) + keyAt)) << 32) | idx);
 }
 
 /** Distance of the entry in `slot`, found at `pos`, from its home slot. */
-@inline export function distOf(slot: u64, pos: u32, mask: u32): u32 {
-  return (pos - (slotTag(slot) & mask)) & mask;
+@inline export function distOf(slot: u64, pos: u32, cap: u32): u32 {
+  const home = homeOf(slotTag(slot), cap);
+  return pos >= home ? pos - home : pos + cap - home;
 }
 
 /** Whether a probe for a key, `dist` slots from its home, can stop at `slot` (at `pos`). */
-@inline export function probeEnds(slot: u64, pos: u32, dist: u32, mask: u32): bool {
-  return slotIdx(slot) == 0 || distOf(slot, pos, mask) < dist;
+@inline export function probeEnds(slot: u64, pos: u32, dist: u32, cap: u32): bool {
+  return slotIdx(slot) == 0 || distOf(slot, pos, cap) < dist;
 }
 
-function put(slots: usize, mask: u32, slot: u64): void {
-  let pos = slotTag(slot) & mask;
+function put(slots: usize, cap: u32, slot: u64): void {
+  let pos = homeOf(slotTag(slot), cap);
   let dist: u32 = 0;
   for (;;) {
     const at = slots + (<usize>pos << 3);
@@ -73,28 +89,27 @@ function put(slots: usize, mask: u32, slot: u64): void {
       store<u64>(at, slot);
       return;
     }
-    const d = distOf(cur, pos, mask);
+    const d = distOf(cur, pos, cap);
     if (d < dist) {
       // Robin Hood: the richer resident yields its place and moves on.
       store<u64>(at, slot);
       slot = cur;
       dist = d;
     }
-    pos = (pos + 1) & mask;
+    pos = nextPos(pos, cap);
     dist++;
   }
 }
 
 function rehash(h: i32, cap: u32): void {
   const old = slotsOf(h);
-  const oldCap = <u32>hget(h + T_CAP);
-  const slots = growRegion(0, 0, 0, <usize>cap << 3);
-  const mask = cap - 1;
+  const oldCap = capOf(h);
+  const slots = allocExact(<usize>cap << 3);
   for (let i: u32 = 0; i < oldCap; i++) {
     const s = slotAt(old, i);
-    if (slotIdx(s) != 0) put(slots, mask, s);
+    if (slotIdx(s) != 0) put(slots, cap, s);
   }
-  freeRegion(old, <usize>oldCap << 3);
+  freeExact(old, <usize>oldCap << 3);
   hset(h + T_BASE, <u64>slots);
   hset(h + T_CAP, cap);
 }
@@ -102,17 +117,17 @@ function rehash(h: i32, cap: u32): void {
 /** Removes record `idx` (present under its key). */
 export function tableRemove(h: i32, keyAt: u32, idx: u32): void {
   const slots = slotsOf(h);
-  const mask = maskOf(h);
-  let i = tagOf(load<u64>(rp(idx) + keyAt)) & mask;
+  const cap = capOf(h);
+  let i = homeOf(tagOf(load<u64>(rp(idx) + keyAt)), cap);
   while (slotIdx(slotAt(slots, i)) != idx) {
     if (slotIdx(slotAt(slots, i)) == 0) unreachable(); // not present: a bookkeeping bug
-    i = (i + 1) & mask;
+    i = nextPos(i, cap);
   }
   // Backward shift: move the rest of the run one slot back until an entry sits at its home.
   for (;;) {
-    const j = (i + 1) & mask;
+    const j = nextPos(i, cap);
     const e = slotAt(slots, j);
-    if (slotIdx(e) == 0 || distOf(e, j, mask) == 0) break;
+    if (slotIdx(e) == 0 || distOf(e, j, cap) == 0) break;
     store<u64>(slots + (<usize>i << 3), e);
     i = j;
   }

@@ -3,30 +3,36 @@
 // O(1) push and pop. A deadline earlier than its FIFO's tail (a restore, a late message) goes
 // to one binary min-heap instead.
 //
-// Expiry entries are 8 bytes (deadline as a u32 ms offset from an epoch, record index): every
-// held span has one, and they cannot go stale (a record is freed only after its expiry).
-// Decision and horizon entries, and the heap's, are 16 bytes: deadline i64, record u32,
-// gen u16 | kind u16, the generation telling a reused record from the one the timer was for.
+// Every held span has an expiry timer, so those are 4 bytes: the record index alone. A whole
+// batch arrives at one time and so expires at one time: the deadlines sit in a second FIFO of
+// runs (deadline, count), one per distinct deadline. Expiry timers cannot go stale (a record is
+// freed only after its expiry). Decision and horizon entries, and the heap's, are 16 bytes:
+// deadline i64, record u32, gen u16 | kind u16, the generation telling a reused record from the
+// one the timer was for.
 import { growRegion, freeRegion } from "./alloc";
-import { hget, hset, H_EPOCH, H_FIFO, H_HEAP_BASE, H_HEAP_CAP, H_HEAP_LEN } from "./header";
+import { hget, hset, H_FIFO, H_HEAP_BASE, H_HEAP_CAP, H_HEAP_LEN, H_RUNS } from "./header";
 
 export const T_EXPIRE: u32 = 0;
 export const T_DECIDE: u32 = 1;
 export const T_HORIZON: u32 = 2;
 const KINDS: u32 = 3;
+/** The FIFO of expiry runs: 16-byte entries, deadline i64 and the count of timers left in it. */
+const RUNS: u32 = 3;
 const WIDE: usize = 16;
-const NARROW: usize = 8;
-const NO_EPOCH: u64 = u64.MAX_VALUE;
+const NARROW: usize = 4;
 
 @inline function fw(q: u32, w: i32): i32 {
-  return H_FIFO + <i32>q * 4 + w;
+  return q == RUNS ? H_RUNS + w : H_FIFO + <i32>q * 4 + w;
 }
 @inline function entryBytes(q: u32): usize {
   return q == T_EXPIRE ? NARROW : WIDE;
 }
+@inline function fifoLen(q: u32): u64 {
+  return hget(fw(q, 3));
+}
 
 export function timersInit(cap: u32): void {
-  for (let q: u32 = 0; q < KINDS; q++) {
+  for (let q: u32 = 0; q <= RUNS; q++) {
     hset(fw(q, 0), <u64>growRegion(0, 0, 0, <usize>cap * entryBytes(q)));
     hset(fw(q, 1), cap);
     hset(fw(q, 2), 0);
@@ -35,7 +41,6 @@ export function timersInit(cap: u32): void {
   hset(H_HEAP_BASE, <u64>growRegion(0, 0, 0, <usize>cap * WIDE));
   hset(H_HEAP_CAP, cap);
   hset(H_HEAP_LEN, 0);
-  hset(H_EPOCH, NO_EPOCH);
 }
 
 @inline function fifoAt(q: u32, i: u64): usize {
@@ -43,44 +48,59 @@ export function timersInit(cap: u32): void {
   return <usize>hget(fw(q, 0)) + <usize>((hget(fw(q, 2)) + i) & (cap - 1)) * entryBytes(q);
 }
 
-@inline function deadlineAt(q: u32, p: usize): i64 {
-  return q == T_EXPIRE ? <i64>hget(H_EPOCH) + <i64>load<u32>(p) : load<i64>(p);
-}
-
-export function timerPush(kind: u32, deadline: i64, idx: u32, gen: u32): void {
-  const len = hget(fw(kind, 3));
-  if (kind == T_EXPIRE) {
-    if (hget(H_EPOCH) == NO_EPOCH) hset(H_EPOCH, <u64>deadline);
-    const off = deadline - <i64>hget(H_EPOCH);
-    if (off < 0 || off > <i64>u32.MAX_VALUE || (len > 0 && deadline < deadlineAt(kind, fifoAt(kind, len - 1)))) {
-      heapPush(deadline, idx, gen | (kind << 16));
-      return;
-    }
-  } else if (len > 0 && deadline < deadlineAt(kind, fifoAt(kind, len - 1))) {
-    heapPush(deadline, idx, gen | (kind << 16));
-    return;
-  }
-  const cap = hget(fw(kind, 1));
-  const size = entryBytes(kind);
+/** Room for one more entry at the tail of FIFO `q` (grown if full); the caller fills it. */
+function fifoPush(q: u32): usize {
+  const len = fifoLen(q);
+  const cap = hget(fw(q, 1));
+  const size = entryBytes(q);
   if (len == cap) {
     // Unroll the ring into a region twice the size.
     const next = growRegion(0, 0, 0, <usize>(cap << 1) * size);
-    for (let i: u64 = 0; i < len; i++) memory.copy(next + <usize>i * size, fifoAt(kind, i), size);
-    freeRegion(<usize>hget(fw(kind, 0)), <usize>cap * size);
-    hset(fw(kind, 0), <u64>next);
-    hset(fw(kind, 1), cap << 1);
-    hset(fw(kind, 2), 0);
+    for (let i: u64 = 0; i < len; i++) memory.copy(next + <usize>i * size, fifoAt(q, i), size);
+    freeRegion(<usize>hget(fw(q, 0)), <usize>cap * size);
+    hset(fw(q, 0), <u64>next);
+    hset(fw(q, 1), cap << 1);
+    hset(fw(q, 2), 0);
   }
-  const p = fifoAt(kind, len);
+  hset(fw(q, 3), len + 1);
+  return fifoAt(q, len);
+}
+
+function fifoPop(q: u32): void {
+  const cap = hget(fw(q, 1));
+  hset(fw(q, 2), (hget(fw(q, 2)) + 1) & (cap - 1));
+  hset(fw(q, 3), fifoLen(q) - 1);
+}
+
+/** The deadline at the head (i = 0) or the tail (i = len - 1) of a FIFO of kind `q`. */
+@inline function deadlineAt(q: u32, i: u64): i64 {
+  if (q == T_EXPIRE) return load<i64>(fifoAt(RUNS, i == 0 ? 0 : fifoLen(RUNS) - 1));
+  return load<i64>(fifoAt(q, i));
+}
+
+export function timerPush(kind: u32, deadline: i64, idx: u32, gen: u32): void {
+  const len = fifoLen(kind);
+  if (len > 0 && deadline < deadlineAt(kind, len - 1)) {
+    heapPush(deadline, idx, gen | (kind << 16));
+    return;
+  }
   if (kind == T_EXPIRE) {
-    store<u32>(p, <u32>(deadline - <i64>hget(H_EPOCH)));
-    store<u32>(p, idx, 4);
-  } else {
-    store<i64>(p, deadline);
-    store<u32>(p, idx, 8);
-    store<u32>(p, gen | (kind << 16), 12);
+    // One run per distinct deadline.
+    if (len > 0 && deadline == deadlineAt(kind, len - 1)) {
+      const run = fifoAt(RUNS, fifoLen(RUNS) - 1);
+      store<u32>(run, load<u32>(run, 8) + 1, 8);
+    } else {
+      const run = fifoPush(RUNS);
+      store<i64>(run, deadline);
+      store<u32>(run, 1, 8);
+    }
+    store<u32>(fifoPush(kind), idx);
+    return;
   }
-  hset(fw(kind, 3), len + 1);
+  const p = fifoPush(kind);
+  store<i64>(p, deadline);
+  store<u32>(p, idx, 8);
+  store<u32>(p, gen | (kind << 16), 12);
 }
 
 // The earliest due timer, popped into these (an AssemblyScript function returns one value).
@@ -96,8 +116,8 @@ export function timerPopDue(now: i64): bool {
   let best: i32 = -1;
   let bestAt: i64 = i64.MAX_VALUE;
   for (let q: u32 = 0; q < KINDS; q++) {
-    if (hget(fw(q, 3)) == 0) continue;
-    const at = deadlineAt(q, fifoAt(q, 0));
+    if (fifoLen(q) == 0) continue;
+    const at = deadlineAt(q, 0);
     if (at < bestAt) {
       bestAt = at;
       best = <i32>q;
@@ -117,35 +137,37 @@ export function timerPopDue(now: i64): bool {
     dueKind = aux >> 16;
     dueGen = dueKind == T_EXPIRE ? NO_GEN_CHECK : <i32>(aux & 0xffff);
     heapPop();
-  } else {
-    const q = <u32>best;
-    const p = fifoAt(q, 0);
-    dueKind = q;
-    if (q == T_EXPIRE) {
-      dueIdx = load<u32>(p, 4);
-      dueGen = NO_GEN_CHECK;
-    } else {
-      dueIdx = load<u32>(p, 8);
-      dueGen = <i32>(load<u32>(p, 12) & 0xffff);
-    }
-    const cap = hget(fw(q, 1));
-    hset(fw(q, 2), (hget(fw(q, 2)) + 1) & (cap - 1));
-    hset(fw(q, 3), hget(fw(q, 3)) - 1);
+    return true;
   }
+  const q = <u32>best;
+  const p = fifoAt(q, 0);
+  dueKind = q;
+  if (q == T_EXPIRE) {
+    dueIdx = load<u32>(p);
+    dueGen = NO_GEN_CHECK;
+    const run = fifoAt(RUNS, 0);
+    const left = load<u32>(run, 8) - 1;
+    if (left == 0) fifoPop(RUNS);
+    else store<u32>(run, left, 8);
+  } else {
+    dueIdx = load<u32>(p, 8);
+    dueGen = <i32>(load<u32>(p, 12) & 0xffff);
+  }
+  fifoPop(q);
   return true;
 }
 
 /** The earliest deadline of any timer, or i64.MAX_VALUE. */
 export function timerNext(): i64 {
   let at: i64 = i64.MAX_VALUE;
-  for (let q: u32 = 0; q < KINDS; q++) if (hget(fw(q, 3)) > 0) at = min(at, deadlineAt(q, fifoAt(q, 0)));
+  for (let q: u32 = 0; q < KINDS; q++) if (fifoLen(q) > 0) at = min(at, deadlineAt(q, 0));
   if (hget(H_HEAP_LEN) > 0) at = min(at, load<i64>(<usize>hget(H_HEAP_BASE)));
   return at;
 }
 
 export function timerCount(): u64 {
   let n = hget(H_HEAP_LEN);
-  for (let q: u32 = 0; q < KINDS; q++) n += hget(fw(q, 3));
+  for (let q: u32 = 0; q < KINDS; q++) n += fifoLen(q);
   return n;
 }
 
@@ -203,6 +225,6 @@ function heapPop(): void {
 
 export function timerBytes(): u64 {
   let n = hget(H_HEAP_CAP) * <u64>WIDE;
-  for (let q: u32 = 0; q < KINDS; q++) n += hget(fw(q, 1)) * <u64>entryBytes(q);
+  for (let q: u32 = 0; q <= RUNS; q++) n += hget(fw(q, 1)) * <u64>entryBytes(q);
   return n;
 }

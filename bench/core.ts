@@ -4,7 +4,7 @@
  * Reports spans/s (median of the runs), the ratio, held/pending spans, bytes per held span,
  * and peak memory. Figures go to BENCHMARKS.md; nothing here asserts.
  *
- *   node dist/bench-core.js [--spans 1000000] [--runs 3] [--rate 50000] [--shards 1] [--model-runs 1]
+ *   node dist/bench-core.js [--spans 1000000] [--runs 3] [--rate 50000] [--shards 1] [--model-runs 1] [--wasm FILE]
  */
 import { parseArgs } from "node:util";
 import type { ESpan } from "../contract/espan.ts";
@@ -27,6 +27,10 @@ const { values: args } = parseArgs({
     window: { type: "string", default: "20000" },
     settle: { type: "string", default: "2000" },
     json: { type: "boolean", default: false },
+    /** Another build of the engine (e.g. one with names, for `node --cpu-prof`). */
+    wasm: { type: "string" },
+    /** Stop after the engine's runs on pre-encoded records (for profiling the engine alone). */
+    "records-only": { type: "boolean", default: false },
   },
 });
 const N = Number(args.spans);
@@ -58,6 +62,9 @@ function* trafficBatches(): Generator<{ spans: ESpan[]; at: number }> {
 
 interface Run {
   breakdown?: Record<string, number>;
+  /** Engine runs: time in tick (timers: expiry, decisions, frees) and in ingest. */
+  tickMs?: number;
+  ingestMs?: number;
   seconds: number;
   maxHeld: number;
   maxPending: number;
@@ -66,18 +73,27 @@ interface Run {
   decided: number;
 }
 
-/** The engine alone: records encoded beforehand, so the time is the engine's. */
-function runEngineRecords(module: WebAssembly.Module, encoded: Uint8Array[], at: number[]): Run {
-  const e = new LinkerEngine(module, CFG);
+/**
+ * The engine alone: records encoded beforehand, so the time is the engine's. `e` is a fresh
+ * instance (cold: its memory grows and is faulted in during the run) or one reset after a run
+ * (warm: the memory a long-running shard keeps and reuses).
+ */
+function runEngineRecords(e: LinkerEngine, encoded: Uint8Array[], at: number[]): Run {
   let maxHeld = 0;
   let maxPending = 0;
   let bytesAtMax = 0;
   let breakdown: Record<string, number> = {};
   let decided = 0;
   const t0 = performance.now();
+  let tickMs = 0;
+  let ingestMs = 0;
   for (let i = 0; i < encoded.length; i++) {
+    const a = performance.now();
     e.tick(at[i]);
+    const b = performance.now();
     e.ingestRecords(encoded[i]);
+    ingestMs += performance.now() - b;
+    tickMs += b - a;
     decided += e.drainCount();
     if (i % 64 === 0) {
       const held = e.heldRecords;
@@ -92,7 +108,7 @@ function runEngineRecords(module: WebAssembly.Module, encoded: Uint8Array[], at:
   e.tick(Number.MAX_SAFE_INTEGER);
   decided += e.drainCount();
   const seconds = (performance.now() - t0) / 1000;
-  return { seconds, maxHeld, maxPending, memory: e.memoryReserved, bytesPerHeld: bytesAtMax / maxHeld, decided, breakdown };
+  return { seconds, maxHeld, maxPending, memory: e.memoryReserved, bytesPerHeld: bytesAtMax / maxHeld, decided, breakdown, tickMs, ingestMs };
 }
 
 /** From eSpan objects: encoding included (what the CLI and a shard pay). */
@@ -130,7 +146,7 @@ function runModel(batches: ESpan[][], at: number[]): Run {
 // first: a JS heap of a million objects makes V8 collect garbage during the engine's run (wasm
 // memory growth counts as external memory), which would be measured as engine time.
 const tGen = performance.now();
-const module = loadEngineModule();
+const module = loadEngineModule(args.wasm ? { path: args.wasm } : {});
 const encoder = new LinkerEngine(module, CFG);
 const encoded: Uint8Array[] = [];
 const at: number[] = [];
@@ -143,13 +159,21 @@ for (const b of trafficBatches()) {
 console.error(`generated and encoded ${total} spans in ${((performance.now() - tGen) / 1000).toFixed(1)} s; arrival ${RATE}/s in batches of ${BATCH}`);
 
 const runs = Number(args.runs);
-runEngineRecords(module, encoded.slice(0, 200), at.slice(0, 200)); // warm-up: V8 tiers wasm up to TurboFan
+runEngineRecords(new LinkerEngine(module, CFG), encoded.slice(0, 200), at.slice(0, 200)); // warm-up: V8 tiers wasm up to TurboFan
+// Each round: a cold run on a new instance, then a warm run on the same instance after a reset.
+const coldRuns: Run[] = [];
 const engineRuns: Run[] = [];
+const describe = (run: Run) =>
+  `${(total / run.seconds / 1e6).toFixed(2)}M spans/s (ingest ${(run.ingestMs! / 1000).toFixed(2)} s, timers ${(run.tickMs! / 1000).toFixed(2)} s, final flush ${(run.seconds - (run.ingestMs! + run.tickMs!) / 1000).toFixed(2)} s)`;
 for (let r = 0; r < runs; r++) {
-  engineRuns.push(runEngineRecords(module, encoded, at));
-  console.error(`engine run ${r + 1}/${runs}: ${(total / engineRuns[r].seconds / 1e6).toFixed(2)}M spans/s`);
+  const e = new LinkerEngine(module, CFG);
+  coldRuns.push(runEngineRecords(e, encoded, at));
+  e.reset();
+  engineRuns.push(runEngineRecords(e, encoded, at));
+  console.error(`engine run ${r + 1}/${runs}: cold ${describe(coldRuns[r])}; warm ${describe(engineRuns[r])}`);
 }
 let peakRss = process.resourceUsage().maxRSS * 1024;
+if (args["records-only"]) process.exit(0);
 
 // Phase 2: from eSpan objects (encoding included, what the CLI and a shard pay) and the model,
 // alternating so that machine noise hits both alike.
@@ -173,6 +197,7 @@ const result = {
   batch: BATCH,
   config: CFG,
   engineSpansPerSec: rate(engineRuns),
+  engineColdSpansPerSec: rate(coldRuns),
   engineWithEncodingSpansPerSec: rate(spanRuns),
   modelSpansPerSec: rate(modelRuns),
   ratioEngineToModel: rate(engineRuns) / rate(modelRuns),
@@ -189,7 +214,8 @@ const result = {
 if (args.json) console.log(JSON.stringify(result, null, 2));
 else {
   console.log(`spans                      ${total} (arrival ${RATE}/s, window ${CFG.windowMs / 1000} s, settle ${CFG.settleMs / 1000} s)`);
-  console.log(`engine (records)           ${(result.engineSpansPerSec / 1e6).toFixed(2)} M spans/s (median of ${runs})`);
+  console.log(`engine (records, warm)     ${(result.engineSpansPerSec / 1e6).toFixed(2)} M spans/s (median of ${runs})`);
+  console.log(`engine (records, cold)     ${(result.engineColdSpansPerSec / 1e6).toFixed(2)} M spans/s (a new instance: memory grown and faulted in during the run)`);
   console.log(`engine (from eSpans)       ${(result.engineWithEncodingSpansPerSec / 1e6).toFixed(2)} M spans/s`);
   console.log(`reference model            ${(result.modelSpansPerSec / 1e6).toFixed(3)} M spans/s`);
   console.log(`ratio engine / model       ${result.ratioEngineToModel.toFixed(1)}x (from eSpans: ${result.ratioWithEncodingToModel.toFixed(1)}x)`);

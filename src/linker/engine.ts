@@ -91,11 +91,14 @@ export class LinkerEngine {
     for (const k of LAYOUT_KEYS) L[k] = (this.x[k] as WebAssembly.Global).value as number;
     this.L = L;
     if (snapshot) this.restore(snapshot);
-    else {
-      const rate = config.samplingRate;
-      this.x.init(this.shard, this.shards, BigInt(config.windowMs), BigInt(config.settleMs), samplingThreshold(rate),
-        config.useAppTraceId ? 1 : 0, rate >= 1 ? 1 : 0);
-    }
+    else this.reset();
+  }
+
+  /** Fresh state, keeping the instance and the memory it has grown (benchmarks reuse warm memory). */
+  reset(): void {
+    const rate = this.config.samplingRate;
+    this.x.init(this.shard, this.shards, BigInt(this.config.windowMs), BigInt(this.config.settleMs), samplingThreshold(rate),
+      this.config.useAppTraceId ? 1 : 0, rate >= 1 ? 1 : 0);
   }
 
   /** Registers spans that arrived at `arrivalMs`; `refs[i]` is echoed in span i's result. */
