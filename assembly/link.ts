@@ -573,6 +573,11 @@ export function checkTables(): u32 {
       const p = rp(idx);
       if ((flags(p) & R_F_FREE) != 0) return 10 + t; // a freed record still in a table
       if (slotTag(slot) != tagOf(load<u64>(p + keyAt))) return 30 + t; // a tag that is not its key's
+      // runs sorted by tag (rehash depends on it), but where a run wraps past the last slot
+      if (pos > 0 && homeOf(slotTag(slot), cap) <= pos) {
+        const prev = slotAt(slots, pos - 1);
+        if (slotIdx(prev) != 0 && homeOf(slotTag(prev), cap) <= pos - 1 && slotTag(prev) > slotTag(slot)) return 40 + t;
+      }
       // reachable from its home slot without crossing an empty slot
       for (let i = homeOf(slotTag(slot), cap); i != pos; i = nextPos(i, cap)) {
         if (slotIdx(slotAt(slots, i)) == 0) return 20 + t;

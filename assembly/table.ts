@@ -90,8 +90,9 @@ function put(slots: usize, cap: u32, slot: u64): void {
       return;
     }
     const d = distOf(cur, pos, cap);
-    if (d < dist) {
-      // Robin Hood: the richer resident yields its place and moves on.
+    if (d < dist || (d == dist && slotTag(cur) > slotTag(slot))) {
+      // Robin Hood: the richer resident yields its place and moves on. Between equals, the
+      // larger tag moves on: runs stay sorted by tag, which rehash relies on.
       store<u64>(at, slot);
       slot = cur;
       dist = d;
@@ -101,13 +102,42 @@ function put(slots: usize, cap: u32, slot: u64): void {
   }
 }
 
+/**
+ * Moves every entry into a table of `cap` slots in one sequential pass: the table keeps its
+ * entries in order of tag (put breaks Robin Hood's ties by tag), homes rise with tags at any
+ * capacity, so each entry goes to its new home or just after the entry placed before it. (A put
+ * per entry cost more than all the run's inserts together.) Entries pushed past the last slot
+ * are put after the pass, Robin Hood style, so they wrap to the front as they should.
+ */
 function rehash(h: i32, cap: u32): void {
   const old = slotsOf(h);
   const oldCap = capOf(h);
   const slots = allocExact(<usize>cap << 3);
-  for (let i: u32 = 0; i < oldCap; i++) {
-    const s = slotAt(old, i);
-    if (slotIdx(s) != 0) put(slots, cap, s);
+  // Entries in the first slots may belong to a run that wrapped around the end: they come last.
+  let first: u32 = 0;
+  while (first < oldCap) {
+    const s = slotAt(old, first);
+    if (slotIdx(s) == 0 || homeOf(slotTag(s), oldCap) <= first) break;
+    first++;
+  }
+  let next: u32 = 0; // the first position not taken, no wrapping
+  let over: u32 = 0; // entries that would sit past the last slot
+  for (let k: u32 = 0; k < oldCap; k++) {
+    const s = slotAt(old, first + k < oldCap ? first + k : first + k - oldCap);
+    if (slotIdx(s) == 0) continue;
+    const home = homeOf(slotTag(s), cap);
+    const pos = home > next ? home : next;
+    if (pos >= cap) over++;
+    else store<u64>(slots + (<usize>pos << 3), s);
+    next = pos + 1;
+  }
+  // The overflow is the last entries of the pass: put them, wrapping to the front.
+  for (let k = oldCap; over > 0; ) {
+    k--;
+    const s = slotAt(old, first + k < oldCap ? first + k : first + k - oldCap);
+    if (slotIdx(s) == 0) continue;
+    put(slots, cap, s);
+    over--;
   }
   freeExact(old, <usize>oldCap << 3);
   hset(h + T_BASE, <u64>slots);

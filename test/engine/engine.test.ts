@@ -167,6 +167,24 @@ describe("bad input never hangs or crashes", () => {
 });
 
 describe("tables", () => {
+  it("grow through many rehashes (wrapped runs included) and still find every span", () => {
+    const e = new LinkerEngine(module, { ...ALL, windowMs: 3_600_000 });
+    const N = 60_000;
+    const spans: ESpan[] = [];
+    let x = 0x9e3779b9;
+    for (let i = 0; i < N; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0; // keys spread over the whole hash range
+      spans.push(span({ span_id: hex16(BigInt(i + 1)), req_seq: x, resp_seq: i >>> 0, kind: "exit", thread_trace_id: hex16(BigInt((i % 997) + 1)) }));
+    }
+    for (let i = 0; i < N; i += 2000) {
+      e.ingest(spans.slice(i, i + 2000), 0);
+      expect(e.checkTables(), `after ${i + 2000} spans`).toBe(0);
+    }
+    e.ingest(spans, 1); // every one again: each must be found as a duplicate
+    expect(e.stats().duplicates).toBe(N);
+    expect(e.heldRecords).toBe(N);
+  });
+
   it("stay consistent under churn: colliding keys, seq wrap-around, expiry and reuse, no tombstone growth", () => {
     const e = new LinkerEngine(module, ALL);
     let id = 1;
