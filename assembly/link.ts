@@ -38,7 +38,8 @@ const NO_GEN: i32 = -1;
   return <u32>hget(H_SHARD);
 }
 @inline function threadShard(tid: u64): u32 {
-  return shardOfThread(tid, <u32>hget(H_SHARDS));
+  const shards = <u32>hget(H_SHARDS);
+  return shards == 1 ? 0 : shardOfThread(tid, shards); // one shard: no hash, no 64-bit division
 }
 @inline function isStub(p: usize): bool {
   return (flags(p) & R_F_STUB) != 0;

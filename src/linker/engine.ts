@@ -141,17 +141,17 @@ export class LinkerEngine {
       if (s.thread_trace_id) {
         putHex64(dv, o + L.IN_TID, s.thread_trace_id);
         flags |= L.IN_F_HAS_TID;
-      } else dv.setBigUint64(o + L.IN_TID, 0n, true);
+      } else putZero64(dv, o + L.IN_TID);
       if (!s.app_trace_id) {
-        dv.setBigUint64(o + L.IN_APP_HI, 0n, true);
-        dv.setBigUint64(o + L.IN_APP_LO, 0n, true);
+        putZero64(dv, o + L.IN_APP_HI);
+        putZero64(dv, o + L.IN_APP_LO);
       }
-      if (!s.app_parent_id) dv.setBigUint64(o + L.IN_APP_PARENT, 0n, true);
+      if (!s.app_parent_id) putZero64(dv, o + L.IN_APP_PARENT);
       dv.setBigUint64(o + L.IN_START, BigInt(s.start_ns), true);
       dv.setBigInt64(o + L.IN_ARRIVAL, arrival, true);
       if (s.app_trace_id) {
-        putHex64(dv, o + L.IN_APP_HI, s.app_trace_id.slice(0, 16));
-        putHex64(dv, o + L.IN_APP_LO, s.app_trace_id.slice(16, 32));
+        putHex64(dv, o + L.IN_APP_HI, s.app_trace_id, 0);
+        putHex64(dv, o + L.IN_APP_LO, s.app_trace_id, 16);
         flags |= L.IN_F_APP_TRACE;
       }
       if (s.app_parent_id) {
@@ -307,11 +307,41 @@ export class LinkerEngine {
   }
 }
 
-function putHex64(dv: DataView, off: number, hex: string): void {
-  dv.setUint32(off, parseInt(hex.slice(8, 16), 16), true);
-  dv.setUint32(off + 4, parseInt(hex.slice(0, 8), 16), true);
+// Hex ids in and out of the records: the engine's host side runs these four or five times per
+// span, so they avoid the general-purpose routes (parseInt of a slice; toString(16) + padStart
+// cost ~0.9 µs per id, String.fromCharCode of the digits ~0.17 µs).
+const HEX_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) {
+  HEX_VALUE["0123456789abcdef".charCodeAt(i)] = i;
+  HEX_VALUE["0123456789ABCDEF".charCodeAt(i)] = i;
+}
+const HEX_DIGIT = new Uint8Array([...("0123456789abcdef")].map((c) => c.charCodeAt(0)));
+
+/** Eight hex digits of `hex` from `at` as a u32 (the contract's validator checked them). */
+function hex32At(hex: string, at: number): number {
+  let v = 0;
+  for (let j = 0; j < 8; j++) v = (v << 4) | HEX_VALUE[hex.charCodeAt(at + j)];
+  return v >>> 0;
 }
 
+/** The 16 hex digits of `hex` from `at` as a little-endian u64 at `off`. */
+function putHex64(dv: DataView, off: number, hex: string, at = 0): void {
+  dv.setUint32(off, hex32At(hex, at + 8), true);
+  dv.setUint32(off + 4, hex32At(hex, at), true);
+}
+
+function putZero64(dv: DataView, off: number): void {
+  dv.setUint32(off, 0, true);
+  dv.setUint32(off + 4, 0, true);
+}
+
+/** A little-endian u64 at `off` as 16 lowercase hex digits. */
 function hex64(dv: DataView, off: number): string {
-  return dv.getUint32(off + 4, true).toString(16).padStart(8, "0") + dv.getUint32(off, true).toString(16).padStart(8, "0");
+  const h = dv.getUint32(off + 4, true);
+  const l = dv.getUint32(off, true);
+  const d = HEX_DIGIT;
+  return String.fromCharCode(
+    d[h >>> 28], d[(h >>> 24) & 15], d[(h >>> 20) & 15], d[(h >>> 16) & 15], d[(h >>> 12) & 15], d[(h >>> 8) & 15], d[(h >>> 4) & 15], d[h & 15],
+    d[l >>> 28], d[(l >>> 24) & 15], d[(l >>> 20) & 15], d[(l >>> 16) & 15], d[(l >>> 12) & 15], d[(l >>> 8) & 15], d[(l >>> 4) & 15], d[l & 15],
+  );
 }
