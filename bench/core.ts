@@ -198,6 +198,12 @@ const result = {
   config: CFG,
   engineSpansPerSec: rate(engineRuns),
   engineColdSpansPerSec: rate(coldRuns),
+  /** Warm runs, medians (s): ingest calls, timer ticks during the stream, the final flush (every expiry and decision left). */
+  enginePhases: {
+    ingest: median(engineRuns.map((r) => r.ingestMs! / 1000)),
+    timers: median(engineRuns.map((r) => r.tickMs! / 1000)),
+    flush: median(engineRuns.map((r) => r.seconds - (r.ingestMs! + r.tickMs!) / 1000)),
+  },
   engineWithEncodingSpansPerSec: rate(spanRuns),
   modelSpansPerSec: rate(modelRuns),
   ratioEngineToModel: rate(engineRuns) / rate(modelRuns),
