@@ -2,7 +2,10 @@
  * The processes of the agent benchmark (bench/agent.ts), each started from the same bundle as
  * `node dist/bench-agent.js --role <role>`:
  *
- * - server: a Node HTTP/1.1 keep-alive server answering every GET with a small body
+ * - server: a Node HTTP/1.1 keep-alive server answering every GET with a small body; with
+ *   serverWorkUs, it first does about that much JSON work per request (stringify and parse of
+ *   a small document, calibrated at start): a server that does something, against the
+ *   hello-world one whose requests cost almost nothing but the HTTP itself
  * - client: a Node keep-alive load client (C connections, one request in flight on each, for
  *   D seconds; used when wrk is not installed), prints "DONE <ok> <errors> <ms>"
  * - sink:   stands in for the ingest: reads each POST and answers 202 (no decoding, so it costs
@@ -24,6 +27,8 @@ export type Role = "server" | "client" | "sink" | "agent";
 
 export interface RoleArgs {
   port?: number;
+  /** server: µs of JSON work per request (0: hello world). */
+  serverWorkUs?: number;
   connections?: number;
   seconds?: number;
   sink?: string;
@@ -33,7 +38,7 @@ export interface RoleArgs {
 }
 
 export function runRole(role: Role, a: RoleArgs): void {
-  if (role === "server") return serverRole();
+  if (role === "server") return serverRole(a.serverWorkUs ?? 0);
   if (role === "sink") return sinkRole();
   if (role === "client") return void clientRole(a.port!, a.connections!, a.seconds!);
   if (a.captureOnly) return captureOnlyRole(a.strategy ?? "auto");
@@ -46,15 +51,42 @@ function listen(server: http.Server): void {
   process.on("SIGTERM", () => process.exit(0));
 }
 
-function serverRole(): void {
+function serverRole(workUs: number): void {
   const body = Buffer.from("ok\n");
+  const work = jsonWork(workUs);
   listen(
     http.createServer((req, res) => {
       req.resume();
+      work();
       res.writeHead(200, { "content-type": "text/plain", "content-length": body.length });
       res.end(body);
     }),
   );
+}
+
+/** A function doing about `us` µs of JSON work (a ~1 KB document stringified and parsed, as
+ * many times as that takes here, measured at start); a no-op for 0. */
+function jsonWork(us: number): () => void {
+  if (us <= 0) return () => {};
+  const doc = {
+    id: 12345, user: { name: "Ada Lovelace", email: "ada@example.com", roles: ["admin", "editor"] },
+    items: Array.from({ length: 12 }, (_, i) => ({ sku: `SKU-${1000 + i}`, qty: i % 3, price: 9.99 + i, tags: ["a", "b"] })),
+  };
+  let sink = 0;
+  const unit = () => {
+    sink += (JSON.parse(JSON.stringify(doc)) as typeof doc).items.length;
+  };
+  for (let i = 0; i < 2000; i++) unit(); // warm up
+  const n = 4000;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) unit();
+  const perUnitUs = ((performance.now() - t0) * 1000) / n;
+  const reps = Math.max(1, Math.round(us / perUnitUs));
+  process.stderr.write(`bench-agent server: ${reps} JSON round trips per request (~${(reps * perUnitUs).toFixed(0)} µs)\n`);
+  return () => {
+    for (let i = 0; i < reps; i++) unit();
+    if (sink < 0) process.stderr.write("");
+  };
 }
 
 function sinkRole(): void {

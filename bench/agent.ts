@@ -20,6 +20,8 @@
  *                            [--client auto|wrk|node] [--strategy auto|tp_btf|fd_lookup] [--json]
  *                            [--capture-only]        (a third phase: the BPF capture without the agent's JS)
  *                            [--agent-profile DIR]   (a V8 CPU profile of each agent process)
+ *                            [--server-work US]      (the server does ~US µs of JSON work per
+ *                                                     request; default 0: hello world)
  */
 import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
@@ -44,6 +46,8 @@ const { values: args } = parseArgs({
     "capture-only": { type: "boolean", default: false },
     /** Write a V8 CPU profile of each agent process (node --cpu-prof) into this directory. */
     "agent-profile": { type: "string" },
+    /** µs of JSON work the server does per request (0: hello world). */
+    "server-work": { type: "string", default: "0" },
     // internal: the benchmark's own child processes
     role: { type: "string" },
     port: { type: "string" },
@@ -103,8 +107,8 @@ interface Round {
 
 // ---- child processes ----
 
-function startServerChild(role: Role, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [SELF, "--role", role], { stdio: ["ignore", "pipe", "inherit"], env });
+function startServerChild(role: Role, env: NodeJS.ProcessEnv, extra: string[] = []): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [SELF, "--role", role, ...extra], { stdio: ["ignore", "pipe", "inherit"], env });
   return new Promise((resolve, reject) => {
     let out = "";
     child.stdout!.setEncoding("utf8").on("data", (d: string) => {
@@ -217,6 +221,8 @@ interface Bench {
   threads: number;
   clientEnv: NodeJS.ProcessEnv;
   serverPid: number;
+  /** µs of JSON work per request in the server (0: hello world). */
+  serverWorkUs: number;
 }
 
 /** One load run; `beforeRelease` runs once the client process exists, before its first request. */
@@ -344,7 +350,8 @@ function summarize(rounds: Round[]) {
 function printSummary(b: Bench, rounds: Round[], s: ReturnType<typeof summarize>, load: { start: number[]; end: number[] }) {
   const la = (x: number[]) => x.map((v) => v.toFixed(2)).join(" ");
   const client = b.client === "wrk" ? `wrk -t${b.threads} -c${b.connections}` : `Node keep-alive client, ${b.connections} connections`;
-  console.log(`espan agent benchmark: ${client} → Node HTTP server on loopback, both traced; ${b.seconds} s × ${rounds.length} rounds, alternating`);
+  const server = b.serverWorkUs > 0 ? `Node HTTP server doing ~${b.serverWorkUs} µs of JSON work per request` : "hello-world Node HTTP server";
+  console.log(`espan agent benchmark: ${client} → ${server} on loopback, both traced; ${b.seconds} s × ${rounds.length} rounds, alternating`);
   console.log(`machine: ${machine()}`);
   console.log(`load average: ${la(load.start)} at start, ${la(load.end)} at end; seq strategy ${rounds[0]?.with.strategy}`);
   console.log("");
@@ -404,10 +411,12 @@ async function main(): Promise<void> {
   const clientEnv = { ...process.env, [SELECT_VAR]: "1" };
   const loadStart = loadavg();
   const sink = await startServerChild("sink", process.env);
-  const server = await startServerChild("server", clientEnv);
+  const serverWorkUs = Number(args["server-work"]);
+  if (!Number.isFinite(serverWorkUs) || serverWorkUs < 0) throw new Error("--server-work: expected µs >= 0");
+  const server = await startServerChild("server", clientEnv, ["--server-work", String(serverWorkUs)]);
   const b: Bench = {
     client: pickClient(args.client!), port: server.port, seconds, clientEnv, serverPid: server.child.pid!,
-    connections: Number(args.connections), threads: Number(args.threads),
+    connections: Number(args.connections), threads: Number(args.threads), serverWorkUs,
   };
   const sinkUrl = `http://127.0.0.1:${sink.port}`;
   const rounds: Round[] = [];
@@ -445,7 +454,7 @@ async function main(): Promise<void> {
   const summary = summarize(rounds);
   if (args.json) {
     console.log(JSON.stringify({
-      machine: machine(), loadAverage: load, client: b.client, connections: b.connections, threads: b.threads,
+      machine: machine(), loadAverage: load, client: b.client, connections: b.connections, threads: b.threads, serverWorkUs,
       seconds, rounds, median: summary, targets: TARGETS,
     }, null, 2));
   } else {
@@ -455,7 +464,7 @@ async function main(): Promise<void> {
 
 if (args.role) {
   runRole(args.role as Role, {
-    port: Number(args.port), connections: Number(args.connections), seconds: Number(args.seconds),
+    port: Number(args.port), connections: Number(args.connections), seconds: Number(args.seconds), serverWorkUs: Number(args["server-work"]),
     sink: args.sink, selectVar: args["select-var"], strategy: args.strategy as Strategy | "auto", captureOnly: args["capture-only-role"],
   });
 } else {
