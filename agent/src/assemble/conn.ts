@@ -27,7 +27,9 @@
 import { extractAppContext } from "../app-context.ts";
 import type { CaptureRecord, Direction } from "../record.ts";
 import { newExchange, type Exchange } from "./exchange.ts";
-import { looksLikeRequest, looksLikeResponse, parseHead, parseRequests, parseResponses } from "./http1.ts";
+import { looksLikeRequest, looksLikeResponse, parseHead, parseRequests, parseResponses, type ParsedMessage } from "./http1.ts";
+
+const NO_MESSAGES: ParsedMessage[] = [];
 
 /** What a connection tells the assembler (assembler.ts). */
 export interface ConnEvents {
@@ -88,7 +90,7 @@ export class Conn {
     if (this.isRequestDir(r.dir)) {
       this.setRequestBytes(r.prevBytes);
     } else {
-      this.endResponseMessage(r.prevLastNs, r.prevBytes);
+      this.endResponseMessage(r);
     }
     this.abandonAll();
   }
@@ -128,7 +130,7 @@ export class Conn {
       this.awaiting.unshift(interim);
       return;
     }
-    this.endResponseMessage(r.prevLastNs, r.prevBytes);
+    this.endResponseMessage(r);
 
     const kind = this.role === "server" ? "entry" : "exit";
     const parsed = r.payload.length > 0 ? parseRequests(r.payload) : [];
@@ -156,39 +158,36 @@ export class Conn {
       this.events.orphanResponse();
       return;
     }
-    const http = answered[0].l7 === "http" && r.payload.length > 0;
-    const { messages, nextOffset } = http
-      ? parseResponses(r.payload, answered.map((x) => x.request?.method))
-      : { messages: [], nextOffset: undefined };
-    // Where each response starts in this message, to tell which ones it holds whole.
-    const offsets: number[] = [];
-    answered.forEach((x, i) => {
-      const m = messages[i];
+    const payload = r.payload;
+    let messages: ParsedMessage[] = NO_MESSAGES;
+    let nextOffset: number | undefined;
+    if (answered[0].l7 === "http" && payload.length > 0) {
+      const methods: (string | undefined)[] = [];
+      for (const x of answered) methods.push(x.request?.method);
+      ({ messages, nextOffset } = parseResponses(payload, methods));
+    }
+    const n = answered.length;
+    for (let i = 0; i < n; i++) {
+      const x = answered[i];
+      const m = i < messages.length ? messages[i] : undefined;
+      // Where the response starts in this message (respOffset), to tell whether it is whole.
       if (x.respSeq !== undefined) {
         // The final response after "100 Continue" and the request body: resp_seq stays the
         // first response byte (the 1xx), which both peers saw as the response's start.
-        offsets.push(m ? m.offset : 0);
         x.respOffset = m ? m.offset : 0; // bytes_* count the final response's message only
-        if (m) {
-          x.response = m.head;
-          x.respLength = m.bytes;
-          x.interim = m.head.status! < 200 && m.head.status !== 101;
+      } else {
+        let offset: number;
+        if (m) offset = m.offset;
+        else if (i === 0) offset = 0; // the response's first byte is the message's, HTTP or not
+        else if (i === messages.length && nextOffset !== undefined) offset = nextOffset;
+        else {
+          offset = 0;
+          x.respSeqUnresolved = true;
         }
-        if (!x.interim) this.events.responseStarted(x);
-        return;
+        x.respSeq = (r.seq + offset) >>> 0;
+        x.respOffset = offset;
+        x.respStartNs = r.tsNs;
       }
-      let offset: number;
-      if (m) offset = m.offset;
-      else if (i === 0) offset = 0; // the response's first byte is the message's, HTTP or not
-      else if (i === messages.length && nextOffset !== undefined) offset = nextOffset;
-      else {
-        offset = 0;
-        x.respSeqUnresolved = true;
-      }
-      offsets.push(offset);
-      x.respSeq = (r.seq + offset) >>> 0;
-      x.respOffset = offset;
-      x.respStartNs = r.tsNs;
       if (m) {
         x.response = m.head;
         x.respLength = m.bytes;
@@ -196,38 +195,48 @@ export class Conn {
       }
       // A 1xx is not the answer: the handler still works on the request (an entry stays open).
       if (!x.interim) this.events.responseStarted(x);
-    });
-    answered.forEach((x, i) => {
+    }
+    for (let i = 0; i < n; i++) {
+      const x = answered[i];
       // The whole response moved in this first syscall: it is complete now.
-      if (!x.interim && x.respLength !== undefined && offsets[i] + x.respLength <= r.bytes) {
+      if (!x.interim && x.respLength !== undefined && x.respOffset! + x.respLength <= r.bytes) {
         x.respEndNs = r.tsNs;
         x.respBytes = x.respLength;
         this.events.finished(x);
       } else {
         this.responding.push(x);
       }
-    });
+    }
   }
 
   /** The request message ended with `bytes` in all: each request gets its share. */
   private setRequestBytes(bytes: number): void {
     const msg = this.requestMsg;
-    msg.forEach((x, i) => {
-      if (x.reqLength !== undefined && i < msg.length - 1) x.reqBytes = x.reqLength;
-      else if (i === msg.length - 1 && bytes > 0) x.reqBytes = Math.max(0, bytes - x.reqOffset);
-    });
+    const n = msg.length;
+    if (n === 0) return;
+    for (let i = 0; i < n; i++) {
+      const x = msg[i];
+      if (x.reqLength !== undefined && i < n - 1) x.reqBytes = x.reqLength;
+      else if (i === n - 1 && bytes > 0) x.reqBytes = Math.max(0, bytes - x.reqOffset);
+    }
     this.requestMsg = [];
   }
 
-  /** The response message ended at `endNs` with `bytes` in all: its exchanges are done. */
-  private endResponseMessage(endNs: bigint, bytes: number): void {
+  /** The response message ended (record `r` says when, and its bytes in all: prev_*): its
+   * exchanges are done. */
+  private endResponseMessage(r: CaptureRecord): void {
     const done = this.responding;
+    const n = done.length;
+    if (n === 0) return;
     this.responding = [];
-    done.forEach((x, i) => {
+    const endNs = r.prevLastNs;
+    const bytes = r.prevBytes;
+    for (let i = 0; i < n; i++) {
+      const x = done[i];
       x.respEndNs = endNs > 0n ? endNs : x.respStartNs;
-      if (x.respLength !== undefined && i < done.length - 1) x.respBytes = x.respLength;
-      else if (i === done.length - 1 && bytes > 0) x.respBytes = Math.max(0, bytes - x.respOffset!);
+      if (x.respLength !== undefined && i < n - 1) x.respBytes = x.respLength;
+      else if (i === n - 1 && bytes > 0) x.respBytes = Math.max(0, bytes - x.respOffset!);
       this.events.finished(x);
-    });
+    }
   }
 }
