@@ -4,8 +4,8 @@
  * other 4xx are permanent for that batch (the OTLP spec, and the OpenTelemetry Collector's
  * otlphttpexporter). The caller keeps spans until an outcome says they are done.
  */
-import type { LinkedSpan } from "../../contract/espan.ts";
-import { CONTENT_TYPE, encodeOtlp, type OtlpProtocol } from "./otlp-encode.ts";
+import { CONTENT_TYPE, encodeExportSpans, type ExportSpan, type OtlpProtocol } from "./otlp-encode.ts";
+import { ResourceCache } from "./otlp-span.ts";
 
 export type ExportOutcome =
   | { kind: "ok"; rejectedSpans: number }
@@ -19,6 +19,8 @@ const MAX_BACKOFF_MS = 60_000;
 
 export class OtlpExporter {
   private failures = 0;
+  /** OTel resources by process, kept across requests. */
+  private readonly resources = new ResourceCache();
 
   constructor(
     readonly endpoint: string,
@@ -27,13 +29,13 @@ export class OtlpExporter {
     private readonly fetcher: typeof fetch = (input, init) => fetch(input, init),
   ) {}
 
-  async send(spans: readonly LinkedSpan[]): Promise<ExportOutcome> {
+  async send(spans: readonly ExportSpan[]): Promise<ExportOutcome> {
     let res: Response;
     try {
       res = await this.fetcher(this.endpoint, {
         method: "POST",
         headers: { ...this.headers, "content-type": CONTENT_TYPE[this.protocol] },
-        body: encodeOtlp(spans, this.protocol),
+        body: encodeExportSpans(spans, this.protocol, this.resources),
         signal: AbortSignal.timeout(TIMEOUT_MS),
       });
     } catch (e) {

@@ -6,7 +6,7 @@
  */
 import type { Attributes, HrTime, SpanContext } from "@opentelemetry/api";
 import { resourceFromAttributes, type Resource } from "@opentelemetry/resources";
-import type { LinkedSpan } from "../../contract/espan.ts";
+import type { ESpan, LinkedSpan } from "../../contract/espan.ts";
 import { ESPAN_FIELDS } from "../../contract/espan.ts";
 
 // @opentelemetry/api's enums, as numbers (a type-only import keeps the api out of the bundle).
@@ -26,13 +26,15 @@ const MAPPED = new Set([
 ]);
 const KNOWN = new Set(ESPAN_FIELDS);
 
-/** Resources are shared by spans of the same process. */
+/** Resources are shared by spans of the same process; the cache lives as long as its owner (bounded). */
 export class ResourceCache {
   private readonly byKey = new Map<string, Resource>();
-  get(s: LinkedSpan): Resource {
+  constructor(private readonly max = 10_000) {}
+  get(s: ESpan): Resource {
     const key = `${s.service}\u0000${s.host}\u0000${s.pid}\u0000${s.process_name}`;
     let r = this.byKey.get(key);
     if (!r) {
+      if (this.byKey.size >= this.max) this.byKey.clear();
       r = resourceFromAttributes({
         "service.name": s.service,
         "host.name": s.host,
@@ -47,9 +49,28 @@ export class ResourceCache {
   }
 }
 
-const hrTime = (ns: bigint): HrTime => [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+const NS_PER_S = 1_000_000_000;
 
-export function spanAttributes(s: LinkedSpan): Attributes {
+/**
+ * HrTime of a decimal ns string plus `addNs`, without BigInt: the string splits into seconds
+ * and nanoseconds (each exact as a double), the addition carries into the seconds.
+ */
+export function hrTimeOf(ns: string, addNs = 0): HrTime {
+  const cut = ns.length - 9;
+  let secs = cut > 0 ? Number(ns.slice(0, cut)) : 0;
+  let nanos = Number(cut > 0 ? ns.slice(cut) : ns) + addNs;
+  if (nanos >= NS_PER_S) {
+    const carry = Math.floor(nanos / NS_PER_S);
+    secs += carry;
+    nanos -= carry * NS_PER_S;
+  }
+  return [secs, nanos];
+}
+
+/** Fields that never become a plain attribute of their own name. */
+const SKIP = new Set([...MAPPED, "req_seq", "resp_seq", "thread_trace_id"]);
+
+export function spanAttributes(s: ESpan): Attributes {
   const server = s.kind === "entry";
   const a: Attributes = {
     "network.transport": "tcp",
@@ -74,8 +95,9 @@ export function spanAttributes(s: LinkedSpan): Attributes {
   if (s.http_status_code !== undefined) a["http.response.status_code"] = s.http_status_code;
   if (s.http_version !== undefined) a["network.protocol.version"] = s.http_version;
   if (s.thread_trace_id) a["espan.thread_trace_id"] = s.thread_trace_id;
-  for (const [k, v] of Object.entries(s)) {
-    if (MAPPED.has(k) || k === "req_seq" || k === "resp_seq" || k === "thread_trace_id") continue;
+  for (const k in s) {
+    if (SKIP.has(k)) continue;
+    const v = s[k];
     if (v === undefined || v === null || typeof v === "object") continue;
     // Known optional fields (bytes, app ids) and unknown top-level fields alike.
     a[KNOWN.has(k) ? `espan.${k}` : k] = v as string | number | boolean;
@@ -85,7 +107,7 @@ export function spanAttributes(s: LinkedSpan): Attributes {
 }
 
 /** SERVER 5xx and CLIENT 4xx/5xx are errors (OTel HTTP conventions), as is status "error". */
-function statusCode(s: LinkedSpan): number {
+function statusCode(s: ESpan): number {
   if (s.status === "error") return STATUS_ERROR;
   const code = s.http_status_code;
   if (code !== undefined && (code >= 500 || (s.kind === "exit" && code >= 400))) return STATUS_ERROR;
@@ -94,16 +116,21 @@ function statusCode(s: LinkedSpan): number {
 
 /** The span in the SDK's ReadableSpan shape (structural: the serializers read only these). */
 export function toReadableSpan(s: LinkedSpan, resources: ResourceCache) {
-  const start = BigInt(s.start_ns);
-  const ctx: SpanContext = { traceId: s.trace_id, spanId: s.span_id, traceFlags: TRACE_FLAG_SAMPLED };
+  return readableOf(s, s.trace_id, s.parent_id, resources);
+}
+
+/** The same from an eSpan and its place in a trace, without a LinkedSpan copy of it. */
+export function readableOf(s: ESpan, traceId: string, parentId: string, resources: ResourceCache) {
+  const ctx: SpanContext = { traceId, spanId: s.span_id, traceFlags: TRACE_FLAG_SAMPLED };
+  const dur = s.duration_ns;
   return {
     name: s.operation || `${s.l7_proto} ${s.kind === "entry" ? "server" : "client"}`,
     kind: s.kind === "entry" ? KIND_SERVER : KIND_CLIENT,
     spanContext: () => ctx,
-    parentSpanContext: s.parent_id ? { traceId: s.trace_id, spanId: s.parent_id, traceFlags: TRACE_FLAG_SAMPLED, isRemote: s.kind === "entry" } : undefined,
-    startTime: hrTime(start),
-    endTime: hrTime(start + BigInt(s.duration_ns)),
-    duration: hrTime(BigInt(s.duration_ns)),
+    parentSpanContext: parentId ? { traceId, spanId: parentId, traceFlags: TRACE_FLAG_SAMPLED, isRemote: s.kind === "entry" } : undefined,
+    startTime: hrTimeOf(s.start_ns),
+    endTime: hrTimeOf(s.start_ns, dur),
+    duration: [Math.floor(dur / NS_PER_S), dur % NS_PER_S] as HrTime,
     status: { code: statusCode(s) },
     attributes: spanAttributes(s),
     links: [],

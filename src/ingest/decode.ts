@@ -10,6 +10,18 @@ import { IngestError, type RejectedSpan } from "../errors.ts";
 const INFLATE_FACTOR = 8;
 
 export async function decodeBatch(req: Request, maxBody: number): Promise<ESpan[]> {
+  const body = await readBody(req, maxBody);
+  return parseBatch(body.text, body.ndjson).spans;
+}
+
+/** A request body as text (checked, decompressed), and whether it is NDJSON. */
+export interface BatchBody {
+  text: string;
+  ndjson: boolean;
+}
+
+/** Reads a request body within the limits (415, 413, 400 as IngestError); no parsing yet. */
+export async function readBody(req: Request, maxBody: number): Promise<BatchBody> {
   const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
   const ndjson = type === "application/x-ndjson" || type === "application/ndjson";
   if (type !== "application/json" && !ndjson) {
@@ -21,12 +33,41 @@ export async function decodeBatch(req: Request, maxBody: number): Promise<ESpan[
   if (encoding !== "gzip" && encoding !== "identity") {
     throw new IngestError(415, `content-encoding must be gzip or identity, not "${encoding}"`);
   }
-  const text = await readText(req, maxBody, encoding === "gzip");
+  return { text: await readText(req, maxBody, encoding === "gzip"), ndjson };
+}
+
+/**
+ * The validated eSpans of a body. `exact`: validation changed no span (nothing to normalise), so
+ * the text itself, parsed again the same way (spansOfText), gives these very spans: it can be
+ * kept as it came instead of being encoded again.
+ */
+export function parseBatch(text: string, ndjson: boolean): { spans: ESpan[]; exact: boolean } {
   return ndjson ? decodeNdjson(text) : decodeJson(text);
+}
+
+/** The spans of a body that parseBatch found valid and exact (no validation: it was done). */
+export function spansOfText(text: string, ndjson: boolean): ESpan[] {
+  if (!ndjson) return (JSON.parse(text) as { spans: ESpan[] }).spans;
+  const spans: ESpan[] = [];
+  for (const line of text.split("\n")) if (line.trim() !== "") spans.push(JSON.parse(line) as ESpan);
+  return spans;
 }
 
 async function readText(req: Request, maxBody: number, gzip: boolean): Promise<string> {
   if (!req.body) return "";
+  const length = req.headers.get("content-length");
+  if (!gzip && length !== null) {
+    // The length is known and within the limit (checked above): the runtime reads it in one piece,
+    // without a stream step in JS per chunk.
+    let bytes: ArrayBuffer;
+    try {
+      bytes = await req.arrayBuffer();
+    } catch (e) {
+      throw new IngestError(400, `body could not be read: ${(e as Error).message}`);
+    }
+    if (bytes.byteLength > maxBody) throw new IngestError(413, `body is over the limit of ${maxBody} bytes (ESPAN_MAX_BODY)`);
+    return utf8(new Uint8Array(bytes));
+  }
   let wire = 0;
   const counted = req.body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
@@ -57,14 +98,18 @@ async function readText(req: Request, maxBody: number, gzip: boolean): Promise<s
     all.set(c, at);
     at += c.byteLength;
   }
+  return utf8(all);
+}
+
+function utf8(bytes: Uint8Array): string {
   try {
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(all);
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
     throw new IngestError(400, "body is not UTF-8");
   }
 }
 
-function decodeJson(text: string): ESpan[] {
+function decodeJson(text: string): { spans: ESpan[]; exact: boolean } {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -77,7 +122,7 @@ function decodeJson(text: string): ESpan[] {
   return validateAll((doc as { spans: unknown[] }).spans);
 }
 
-function decodeNdjson(text: string): ESpan[] {
+function decodeNdjson(text: string): { spans: ESpan[]; exact: boolean } {
   const values: unknown[] = [];
   const rejected: RejectedSpan[] = [];
   for (const line of text.split("\n")) {
@@ -92,18 +137,21 @@ function decodeNdjson(text: string): ESpan[] {
   return validateAll(values, rejected);
 }
 
-function validateAll(values: unknown[], rejected: RejectedSpan[] = []): ESpan[] {
+function validateAll(values: unknown[], rejected: RejectedSpan[] = []): { spans: ESpan[]; exact: boolean } {
   const spans: ESpan[] = [];
+  let exact = true;
   values.forEach((v, index) => {
     if (v === undefined && rejected.some((r) => r.index === index)) return;
     const r = validateESpan(v);
-    if (r.ok) spans.push(r.span);
-    else for (const e of r.errors) rejected.push({ index, ...e });
+    if (r.ok) {
+      spans.push(r.span);
+      if (r.span !== v) exact = false; // normalised: a copy
+    } else for (const e of r.errors) rejected.push({ index, ...e });
   });
   if (rejected.length > 0) {
     rejected.sort((a, b) => a.index - b.index);
     const first = rejected[0];
     throw new IngestError(400, `${new Set(rejected.map((r) => r.index)).size} invalid span(s); the batch was not accepted (first: span ${first.index}: ${first.field} ${first.reason})`, { rejected });
   }
-  return spans;
+  return { spans, exact };
 }

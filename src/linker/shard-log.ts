@@ -2,11 +2,15 @@
  * A shard's durable log in its Durable Object's SQLite: every batch of spans it accepted and
  * every batch of messages other shards sent it, in order, with the time it happened. Replaying
  * the log through a fresh engine rebuilds the shard's state exactly (DESIGN.md "Platform facts":
- * persist per batch, never per span). A batch row also keeps a bitmap of its spans that are
- * done (exported or sampled out), so a replay never exports a span twice.
+ * persist per batch, never per span). Each batch also has a bitmap of its spans that are done
+ * (exported or sampled out), in a table beside the log, so a replay never exports a span twice.
  */
 export const LOG_BATCH = 1;
 export const LOG_MESSAGES = 2;
+/** A batch kept as its request body came: a JSON document `{"spans": [...]}`, or NDJSON. */
+export const LOG_BATCH_DOC = 3;
+export const LOG_BATCH_NDJSON = 4;
+export const isBatch = (kind: number): boolean => kind === LOG_BATCH || kind === LOG_BATCH_DOC || kind === LOG_BATCH_NDJSON;
 
 /** Rows stay small: a row holds at most this much span JSON (Cloudflare caps a row at 2 MB). */
 export const MAX_ROW_BYTES = 1 << 20;
@@ -30,6 +34,10 @@ export class ShardLog {
       n INTEGER NOT NULL,
       done BLOB
     )`);
+    // Done bitmaps live in a table of their own: an UPDATE rewrites its whole row, and a log row
+    // carries its batch (hundreds of KB over overflow pages) where a bitmap row is a few bytes.
+    // (Rows logged before this table existed may still have their bitmap in log.done.)
+    sql.exec("CREATE TABLE IF NOT EXISTS log_done (seq INTEGER PRIMARY KEY, done BLOB NOT NULL)");
     sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
   }
 
@@ -42,10 +50,11 @@ export class ShardLog {
     this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
   }
 
-  appendBatch(at: number, json: string, n: number): number {
+  /** A batch of `n` spans: a JSON array (LOG_BATCH), or a request body as it came (LOG_BATCH_DOC, LOG_BATCH_NDJSON). */
+  appendBatch(at: number, text: string, n: number, kind = LOG_BATCH): number {
     return this.sql.exec<{ seq: number }>(
-      "INSERT INTO log (kind, at, body, n, done) VALUES (?, ?, ?, ?, ?) RETURNING seq",
-      LOG_BATCH, at, json, n, new ArrayBuffer(Math.ceil(n / 8)),
+      "INSERT INTO log (kind, at, body, n) VALUES (?, ?, ?, ?) RETURNING seq",
+      kind, at, text, n,
     ).one().seq;
   }
 
@@ -60,15 +69,24 @@ export class ShardLog {
     // Read in pages: a cursor over a long log would hold it all in memory at once.
     let after = 0;
     for (;;) {
-      const page = this.sql.exec<LogRow>("SELECT seq, kind, at, body, n, done FROM log WHERE seq > ? ORDER BY seq LIMIT 256", after).toArray();
+      const page = this.sql.exec<LogRow>(
+        `SELECT l.seq AS seq, l.kind AS kind, l.at AS at, l.body AS body, l.n AS n, coalesce(d.done, l.done) AS done
+         FROM log l LEFT JOIN log_done d ON d.seq = l.seq WHERE l.seq > ? ORDER BY l.seq LIMIT 256`, after).toArray();
       if (page.length === 0) return;
       yield* page;
       after = page[page.length - 1].seq;
     }
   }
 
+  /** Sequence numbers of the rows kept. */
+  seqs(): Set<number> {
+    const out = new Set<number>();
+    for (const r of this.sql.exec<{ seq: number }>("SELECT seq FROM log")) out.add(r.seq);
+    return out;
+  }
+
   setDone(seq: number, done: Uint8Array): void {
-    this.sql.exec("UPDATE log SET done = ? WHERE seq = ?", done, seq);
+    this.sql.exec("INSERT INTO log_done (seq, done) VALUES (?, ?) ON CONFLICT(seq) DO UPDATE SET done = excluded.done", seq, done);
   }
 
   /** Drops rows older than `before` whose spans are all done (message rows: by age alone). */
@@ -76,8 +94,9 @@ export class ShardLog {
     const old = this.sql.exec<{ seq: number; kind: number }>("SELECT seq, kind FROM log WHERE at < ? ORDER BY seq", before).toArray();
     let dropped = 0;
     for (const r of old) {
-      if (r.kind === LOG_BATCH && !fullyDone(r.seq)) continue;
+      if (isBatch(r.kind) && !fullyDone(r.seq)) continue;
       this.sql.exec("DELETE FROM log WHERE seq = ?", r.seq);
+      this.sql.exec("DELETE FROM log_done WHERE seq = ?", r.seq);
       dropped++;
     }
     return dropped;

@@ -7,18 +7,25 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import engineModule from "../../build/engine.wasm";
-import type { ESpan, LinkedSpan } from "../../contract/espan.ts";
+import type { ESpan } from "../../contract/espan.ts";
 import { loadConfig, type WorkerConfig } from "../config.ts";
 import type { LinkStats } from "./config.ts";
 import { shardName, storeName, type Env } from "../env.ts";
+import { IngestError, type RejectedSpan } from "../errors.ts";
+import type { ExportSpan } from "../export/otlp-encode.ts";
 import { OtlpExporter } from "../export/otlp-http.ts";
+import { parseBatch, spansOfText } from "../ingest/decode.ts";
+import { STORE_COLUMNS, type StoreRows } from "../store/trace-store.ts";
 import { LinkerEngine, type RawResult } from "./engine.ts";
 import { shardOfTrace } from "./ids.ts";
 import { PeerOutbox } from "./peer-outbox.ts";
-import { LOG_BATCH, MAX_ROW_BYTES, ShardLog } from "./shard-log.ts";
+import { isBatch, LOG_BATCH, LOG_BATCH_DOC, LOG_BATCH_NDJSON, MAX_ROW_BYTES, ShardLog } from "./shard-log.ts";
 import { SpanBodies, type HeldBatch } from "./span-bodies.ts";
 
-export type IngestAnswer = { accepted: number } | { busy: string; retryAfterS: number };
+export type IngestAnswer =
+  | { accepted: number }
+  | { busy: string; retryAfterS: number }
+  | { invalid: string; rejected?: RejectedSpan[] };
 
 /** A shard's counters: the engine's (LinkStats) and the shard's own. */
 export interface ShardStats extends LinkStats {
@@ -41,10 +48,18 @@ interface ExportItem {
   batch: HeldBatch;
   index: number;
   result: RawResult;
+  /** In the trace store already (an export retried after a collector failure skips the store). */
+  stored: boolean;
 }
 
-/** Spans per export request: small enough not to hold the (single) thread for long. */
-const EXPORT_CHUNK = 500;
+/**
+ * Spans per export step: one write per store shard (a SQLite commit costs about a millisecond:
+ * fewer, larger transactions), then one request to the collector. Bounds how long one step
+ * holds the (single) thread: about 10 ms of encoding.
+ */
+const EXPORT_CHUNK = 1000;
+/** Export steps under way at once: the collector's round trips overlap (as its own exporters' consumers do). */
+const EXPORTS_IN_FLIGHT = 4;
 const MAINTENANCE_MS = 30_000;
 
 export class LinkerShard extends DurableObject<Env> {
@@ -56,8 +71,11 @@ export class LinkerShard extends DurableObject<Env> {
   private engine?: LinkerEngine;
   private shard = -1;
   private exportQueue: ExportItem[] = [];
-  private exporting = false;
+  /** Export steps under way, and their spans. */
+  private exportSteps = 0;
+  private exportingSpans = 0;
   private exportRetryAt = 0;
+  private exportSoonSet = false;
   private nextMaintenance = 0;
   /** When the alarm is set for (Infinity: none known). */
   private alarmAt = Infinity;
@@ -81,19 +99,52 @@ export class LinkerShard extends DurableObject<Env> {
    */
   async ingest(shard: number, json: string, arrivalMs: number): Promise<IngestAnswer> {
     this.ensureStarted(shard);
+    const busy = this.busy();
+    if (busy) return busy;
+    const spans = JSON.parse(json) as ESpan[];
+    this.accept_(spans, json.length <= MAX_ROW_BYTES ? json : undefined, LOG_BATCH, arrivalMs);
+    return { accepted: spans.length };
+  }
+
+  /**
+   * A whole request body for this shard (the only shard: nothing to split), as it came: decoded
+   * and validated here, once, and logged as it is when validation changed nothing. Saves the
+   * worker's parse and the JSON round trip between them. Answers once the spans are durable.
+   */
+  async ingestBody(shard: number, text: string, ndjson: boolean, arrivalMs: number): Promise<IngestAnswer> {
+    this.ensureStarted(shard);
+    const busy = this.busy();
+    if (busy) return busy;
+    let batch;
+    try {
+      batch = parseBatch(text, ndjson);
+    } catch (e) {
+      if (e instanceof IngestError) return { invalid: e.message, rejected: e.extra.rejected };
+      throw e;
+    }
+    if (batch.spans.length === 0) return { accepted: 0 };
+    const asIs = batch.exact && text.length <= MAX_ROW_BYTES;
+    this.accept_(batch.spans, asIs ? text : undefined, ndjson ? LOG_BATCH_NDJSON : LOG_BATCH_DOC, arrivalMs);
+    return { accepted: batch.spans.length };
+  }
+
+  private busy(): IngestAnswer | undefined {
     const engine = this.engine!;
     const pending = engine.heldRecords - engine.decidedHeld;
-    if (pending > this.cfg.maxPending) return { busy: `shard ${shard} holds ${pending} undecided spans (ESPAN_MAX_PENDING ${this.cfg.maxPending})`, retryAfterS: 2 };
-    if (this.exportQueue.length > this.cfg.maxExportBacklog) {
-      return { busy: `shard ${shard} has ${this.exportQueue.length} spans waiting for the collector (ESPAN_MAX_EXPORT_BACKLOG)`, retryAfterS: 5 };
+    if (pending > this.cfg.maxPending) return { busy: `shard ${this.shard} holds ${pending} undecided spans (ESPAN_MAX_PENDING ${this.cfg.maxPending})`, retryAfterS: 2 };
+    if (this.exportBacklog > this.cfg.maxExportBacklog) {
+      return { busy: `shard ${this.shard} has ${this.exportBacklog} spans waiting for the collector (ESPAN_MAX_EXPORT_BACKLOG)`, retryAfterS: 5 };
     }
-    const spans = JSON.parse(json) as ESpan[];
-    for (const part of json.length <= MAX_ROW_BYTES ? [{ spans, json }] : rows(spans)) {
-      const seq = this.log.appendBatch(arrivalMs, part.json, part.spans.length);
+    return undefined;
+  }
+
+  /** Logs spans (as `text` of `kind` when given, else as JSON arrays of at most MAX_ROW_BYTES), then applies them. */
+  private accept_(spans: ESpan[], text: string | undefined, kind: number, arrivalMs: number): void {
+    for (const part of text !== undefined ? [{ spans, json: text }] : rows(spans)) {
+      const seq = this.log.appendBatch(arrivalMs, part.json, part.spans.length, text !== undefined ? kind : LOG_BATCH);
       this.apply({ seq, at: arrivalMs, spans: part.spans, done: new Uint8Array(Math.ceil(part.spans.length / 8)) });
     }
     this.afterWork();
-    return { accepted: spans.length };
   }
 
   /** Messages for shard `shard` from shard `from` (engine records); logged, then applied. */
@@ -115,7 +166,7 @@ export class LinkerShard extends DurableObject<Env> {
       exported: this.counters.exported,
       exportFailures: this.counters.exportFailures,
       exportRejected: this.counters.exportRejected,
-      exportBacklog: this.exportQueue.length,
+      exportBacklog: this.exportBacklog,
       pending: this.engine.heldRecords - this.engine.decidedHeld,
       held: this.engine.heldRecords,
       peerSendFailures: this.outbox.failures,
@@ -129,7 +180,7 @@ export class LinkerShard extends DurableObject<Env> {
     if (!this.engine) return;
     await this.alarm();
     await this.outbox.idle();
-    while (this.exporting) await new Promise((r) => setTimeout(r, 1));
+    while (this.exportSteps > 0) await new Promise((r) => setTimeout(r, 1));
   }
 
   async alarm(): Promise<void> {
@@ -139,7 +190,7 @@ export class LinkerShard extends DurableObject<Env> {
     this.handleOutput();
     this.outbox.retryAll();
     if (Date.now() >= this.nextMaintenance) this.maintain();
-    await this.exportNow();
+    this.exportNow();
     this.schedule();
   }
 
@@ -159,8 +210,9 @@ export class LinkerShard extends DurableObject<Env> {
     this.shard = shard;
     this.engine = new LinkerEngine(engineModule, this.cfg.link, { shard, shards: this.cfg.shards });
     for (const row of this.log.rows()) {
-      if (row.kind === LOG_BATCH) {
-        const spans = JSON.parse(row.body as string) as ESpan[];
+      if (isBatch(row.kind)) {
+        const text = row.body as string;
+        const spans = row.kind === LOG_BATCH ? (JSON.parse(text) as ESpan[]) : spansOfText(text, row.kind === LOG_BATCH_NDJSON);
         this.apply({ seq: row.seq, at: row.at, spans, done: new Uint8Array(row.done ?? new ArrayBuffer(Math.ceil(row.n / 8))) });
       } else {
         this.applyMessages(row.at, new Uint8Array(row.body as ArrayBuffer));
@@ -189,7 +241,7 @@ export class LinkerShard extends DurableObject<Env> {
       const found = this.bodies.find(r.ref);
       if (!found || this.bodies.isDone(found.batch, found.index)) continue; // done before a restart
       this.counters.linked++;
-      if (r.sampled) this.exportQueue.push({ batch: found.batch, index: found.index, result: r });
+      if (r.sampled) this.exportQueue.push({ batch: found.batch, index: found.index, result: r, stored: false });
       else this.bodies.markDone(found.batch, found.index);
     }
     for (const [dest, messages] of this.engine!.drainMessages()) this.outbox.push(dest, messages);
@@ -197,7 +249,18 @@ export class LinkerShard extends DurableObject<Env> {
 
   private afterWork(): void {
     this.persistDone();
+    this.exportSoon();
     this.schedule();
+  }
+
+  /** Export what was decided right after this event (not inside it: its answer goes first). */
+  private exportSoon(): void {
+    if (this.exportSoonSet || this.exportQueue.length === 0 || this.exportSteps >= EXPORTS_IN_FLIGHT) return;
+    this.exportSoonSet = true;
+    setTimeout(() => {
+      this.exportSoonSet = false;
+      this.exportNow();
+    }, 0);
   }
 
   private persistDone(): void {
@@ -209,7 +272,8 @@ export class LinkerShard extends DurableObject<Env> {
     if (!this.engine) return;
     const now = Date.now();
     let at = Math.min(this.engine.nextDeadline(), this.nextMaintenance);
-    if (this.exportQueue.length > 0) at = Math.min(at, Math.max(now, this.exportRetryAt));
+    // The export runs on its own (exportSoon, and each step starts the next): the alarm is for a retry.
+    if (this.exportQueue.length > 0 && this.exportRetryAt > now) at = Math.min(at, this.exportRetryAt);
     if (this.outbox.retryAt > 0) at = Math.min(at, this.outbox.retryAt);
     if (!Number.isFinite(at)) return;
     at = Math.max(at, now);
@@ -220,52 +284,78 @@ export class LinkerShard extends DurableObject<Env> {
     }
   }
 
-  private async exportNow(): Promise<void> {
-    if (this.exporting || Date.now() < this.exportRetryAt) return;
-    this.exporting = true;
+  private get exportBacklog(): number {
+    return this.exportQueue.length + this.exportingSpans;
+  }
+
+  /** Starts export steps while there is room for them (and no collector failure to wait out). */
+  private exportNow(): void {
+    while (this.exportSteps < EXPORTS_IN_FLIGHT && this.exportQueue.length > 0 && Date.now() >= this.exportRetryAt) {
+      const items = this.exportQueue.splice(0, EXPORT_CHUNK);
+      this.exportSteps++;
+      this.exportingSpans += items.length;
+      void this.exportStep(items).finally(() => {
+        this.exportSteps--;
+        this.exportingSpans -= items.length;
+        this.exportNow();
+        this.schedule();
+      });
+    }
+  }
+
+  /** One step: the spans into the trace store, then to the collector; done once it took them. */
+  private async exportStep(items: ExportItem[]): Promise<void> {
     try {
-      while (this.exportQueue.length > 0) {
-        const items = this.exportQueue.slice(0, EXPORT_CHUNK);
-        const spans = items.map(linked);
-        await this.storeSpans(spans);
-        if (this.exporter) {
-          const outcome = await this.exporter.send(spans);
-          if (outcome.kind === "retry") {
-            this.counters.exportFailures++;
-            this.exportRetryAt = Date.now() + outcome.afterMs;
-            console.warn(`shard ${this.shard}: export of ${spans.length} spans failed, retrying in ${Math.round(outcome.afterMs)} ms: ${outcome.reason}`);
-            return;
-          }
-          if (outcome.kind === "permanent") {
-            // The collector will never take these: they stay in the trace store, counted.
-            this.counters.exportFailures++;
-            this.counters.exportRejected += spans.length;
-            console.error(`shard ${this.shard}: collector refused ${spans.length} spans: ${outcome.reason}`);
-          } else this.counters.exportRejected += outcome.rejectedSpans;
+      await this.storeSpans(items.filter((it) => !it.stored));
+      for (const it of items) it.stored = true;
+      if (this.exporter) {
+        const outcome = await this.exporter.send(items.map(exportSpan));
+        if (outcome.kind === "retry") {
+          this.counters.exportFailures++;
+          this.exportRetryAt = Date.now() + outcome.afterMs;
+          console.warn(`shard ${this.shard}: export of ${items.length} spans failed, retrying in ${Math.round(outcome.afterMs)} ms: ${outcome.reason}`);
+          this.exportQueue.unshift(...items);
+          return;
         }
-        this.exportRetryAt = 0;
-        for (const it of items) this.bodies.markDone(it.batch, it.index);
-        this.persistDone();
-        this.exportQueue.splice(0, items.length);
-        this.counters.exported += items.length;
+        if (outcome.kind === "permanent") {
+          // The collector will never take these: they stay in the trace store, counted.
+          this.counters.exportFailures++;
+          this.counters.exportRejected += items.length;
+          console.error(`shard ${this.shard}: collector refused ${items.length} spans: ${outcome.reason}`);
+        } else this.counters.exportRejected += outcome.rejectedSpans;
       }
+      this.exportRetryAt = 0;
+      for (const it of items) this.bodies.markDone(it.batch, it.index);
+      this.persistDone();
+      this.counters.exported += items.length;
     } catch (e) {
       this.counters.exportFailures++;
       this.exportRetryAt = Date.now() + 1000;
       console.error(`shard ${this.shard}: export failed: ${(e as Error).message}`);
-    } finally {
-      this.exporting = false;
+      this.exportQueue.unshift(...items);
     }
   }
 
-  private async storeSpans(spans: LinkedSpan[]): Promise<void> {
-    const parts = new Map<number, LinkedSpan[]>();
-    for (const s of spans) {
-      const i = shardOfTrace(s.trace_id, this.cfg.storeShards);
-      let p = parts.get(i);
-      if (!p) parts.set(i, (p = []));
-      p.push(s);
+  /** Spans to their trace store shards: one write per store shard, the spans as flat rows (STORE_COLUMNS). */
+  private async storeSpans(items: ExportItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const parts = new Map<number, StoreRows>();
+    let lastTrace = "";
+    let rows: StoreRows = [];
+    for (const it of items) {
+      const span = it.batch.spans![it.index];
+      const { traceId, parentId } = it.result;
+      // Spans of a trace come together: its store shard (a BigInt hash) is worked out once per run.
+      if (traceId !== lastTrace) {
+        lastTrace = traceId;
+        const i = shardOfTrace(traceId, this.cfg.storeShards);
+        let p = parts.get(i);
+        if (!p) parts.set(i, (p = []));
+        rows = p;
+      }
+      rows.push(traceId, it.result.spanId, parentId, span.service, startMs(span.start_ns), span.operation ?? "", linkedJson(span, it.result));
     }
+    void STORE_COLUMNS; // the order pushed above
     await Promise.all([...parts].map(([i, p]) => this.env.TRACE_STORE.get(this.env.TRACE_STORE.idFromName(storeName(i))).putSpans(p)));
   }
 
@@ -274,8 +364,7 @@ export class LinkerShard extends DurableObject<Env> {
     const horizon = 2 * this.cfg.link.windowMs + this.cfg.link.settleMs + 10_000;
     const before = Date.now() - horizon;
     if (this.log.truncate(before, (seq) => this.bodies.fullyDone(seq)) > 0) {
-      const kept = new Set<number>();
-      for (const row of this.log.rows()) kept.add(row.seq);
+      const kept = this.log.seqs();
       this.bodies.forget((seq) => kept.has(seq));
     }
     this.nextMaintenance = Date.now() + MAINTENANCE_MS;
@@ -286,9 +375,25 @@ export class LinkerShard extends DurableObject<Env> {
   }
 }
 
-function linked(it: ExportItem): LinkedSpan {
-  const span = it.batch.spans![it.index];
-  return { trace_id: it.result.traceId, ...span, span_id: it.result.spanId, parent_id: it.result.parentId };
+function exportSpan(it: ExportItem): ExportSpan {
+  return { span: it.batch.spans![it.index], traceId: it.result.traceId, parentId: it.result.parentId };
+}
+
+/**
+ * The linked span's JSON (what the store keeps and /api serves): `{trace_id, ...span, parent_id}`.
+ * Built around the span's own JSON; the linker's ids win over any fields of those names.
+ */
+export function linkedJson(span: ESpan, r: { traceId: string; spanId: string; parentId: string }): string {
+  if (span.trace_id !== undefined || span.parent_id !== undefined || span.span_id !== r.spanId) {
+    return JSON.stringify({ ...span, trace_id: r.traceId, span_id: r.spanId, parent_id: r.parentId });
+  }
+  const own = JSON.stringify(span);
+  return `{"trace_id":"${r.traceId}",${own.slice(1, -1)},"parent_id":"${r.parentId}"}`;
+}
+
+/** Unix ms of a decimal unix-ns string (validated: digits only). */
+export function startMs(startNs: string): number {
+  return startNs.length > 6 ? Number(startNs.slice(0, -6)) : 0;
 }
 
 /** Spans cut into log rows of at most MAX_ROW_BYTES of JSON each (each span encoded once). */

@@ -1,0 +1,136 @@
+/**
+ * The pieces of the ingest's fast path, inside workerd: a body parsed once and kept as it came
+ * (parseBatch's `exact`, spansOfText), the shard log's done bitmaps beside the log, the trace
+ * store's flat-row writes (idempotent, summarised, and the first layout migrated), and the
+ * export's BigInt-free times and linked JSON built around the span's own.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { ESpan } from "../../contract/espan.ts";
+import type { Scenario } from "../scenarios.case.ts";
+// Inside workerd there is no file system: the scenario comes in as a module.
+import chainScenario from "../../../shared/scenarios/chain-3-hop.json";
+import { hrTimeOf, readableOf, ResourceCache } from "../../src/export/otlp-span.ts";
+import { parseBatch, spansOfText } from "../../src/ingest/decode.ts";
+import { linkedJson, startMs } from "../../src/linker/shard.ts";
+import { LOG_BATCH, LOG_BATCH_DOC, LOG_BATCH_NDJSON, ShardLog } from "../../src/linker/shard-log.ts";
+import { STORE_COLUMNS, type TraceStore } from "../../src/store/trace-store.ts";
+import { bindings } from "./helpers.ts";
+
+const chain = (chainScenario as unknown as Scenario).spans as ESpan[];
+
+describe("a body parsed once", () => {
+  it("is exact when validation changed nothing, and spansOfText gives the same spans back", () => {
+    for (const ndjson of [false, true]) {
+      const text = ndjson ? "\n" + chain.map((s) => JSON.stringify(s)).join("\n\n") + "\n" : JSON.stringify({ spans: chain, other: 1 });
+      const { spans, exact } = parseBatch(text, ndjson);
+      expect(spans).toHaveLength(chain.length);
+      expect(exact).toBe(true);
+      expect(spansOfText(text, ndjson)).toEqual(spans);
+    }
+  });
+
+  it("is not exact when a span was normalised (its text would not give the normalised span)", () => {
+    const odd = chain.map((s, i) => (i === 2 ? { ...s, thread_trace_id: s.thread_trace_id?.toUpperCase() ?? null, operation: null } : s));
+    for (const ndjson of [false, true]) {
+      const text = ndjson ? odd.map((s) => JSON.stringify(s)).join("\n") : JSON.stringify({ spans: odd });
+      const { spans, exact } = parseBatch(text, ndjson);
+      expect(exact).toBe(false);
+      expect(spans[2].thread_trace_id).toBe(chain[2].thread_trace_id?.toLowerCase());
+      expect("operation" in spans[2]).toBe(false);
+      expect(spansOfText(text, ndjson)).not.toEqual(spans);
+    }
+  });
+});
+
+describe("the shard log", () => {
+  it("keeps done bitmaps beside the log (a legacy bitmap in the log row still counts), and truncation drops both", async () => {
+    const stub = bindings.LINKER_SHARD.get(bindings.LINKER_SHARD.idFromName("log-test"));
+    await runInDurableObject(stub, (_instance, state) => {
+      const sql = state.storage.sql;
+      const log = new ShardLog(sql);
+      const a = log.appendBatch(100, JSON.stringify(chain), chain.length, LOG_BATCH);
+      const b = log.appendBatch(200, JSON.stringify({ spans: chain }), chain.length, LOG_BATCH_DOC);
+      const c = log.appendBatch(300, chain.map((s) => JSON.stringify(s)).join("\n"), chain.length, LOG_BATCH_NDJSON);
+      // A row from before log_done existed: its bitmap in the log row.
+      sql.exec("UPDATE log SET done = ? WHERE seq = ?", new Uint8Array([0b101]), c);
+      log.setDone(a, new Uint8Array([0b1]));
+      log.setDone(a, new Uint8Array([0b11]));
+      const rows = [...log.rows()];
+      expect(rows.map((r) => [r.seq, r.kind, r.n])).toEqual([[a, LOG_BATCH, chain.length], [b, LOG_BATCH_DOC, chain.length], [c, LOG_BATCH_NDJSON, chain.length]]);
+      expect([...new Uint8Array(rows[0].done!)]).toEqual([0b11]);
+      expect(rows[1].done).toBeNull();
+      expect([...new Uint8Array(rows[2].done!)]).toEqual([0b101]);
+      log.setDone(c, new Uint8Array([0b111]));
+      expect([...new Uint8Array([...log.rows()][2].done!)]).toEqual([0b111]);
+      expect(log.truncate(250, (seq) => seq !== b)).toBe(1); // a is old and done; b is not done
+      expect([...log.seqs()].sort()).toEqual([b, c].sort());
+      expect(sql.exec("SELECT seq FROM log_done ORDER BY seq").toArray().map((r) => r.seq)).toEqual([c]);
+    });
+  });
+});
+
+describe("the trace store", () => {
+  const rowsOf = (spans: { trace_id: string; span_id: string; parent_id: string; service: string; start_ns: string; operation?: string }[]) =>
+    spans.flatMap((s) => [s.trace_id, s.span_id, s.parent_id, s.service, startMs(s.start_ns), s.operation ?? "", JSON.stringify(s)]);
+  const trace = "0199c82cc031e9f96a938cee06ec4f89";
+  const linked = chain.map((s, i) => ({ ...s, trace_id: trace, parent_id: i === 0 ? "" : chain[i - 1].span_id }));
+
+  it("stores flat rows once (a second write of the same spans adds nothing) and summarises each trace", async () => {
+    const store = bindings.TRACE_STORE.get(bindings.TRACE_STORE.idFromName("store-test-rows"));
+    expect(STORE_COLUMNS).toHaveLength(7);
+    expect(await store.putSpans(rowsOf(linked.slice(0, 3)))).toBe(3);
+    expect(await store.putSpans(rowsOf(linked))).toBe(linked.length - 3);
+    expect(await store.putSpans(rowsOf(linked))).toBe(0);
+    const got = (await store.getTrace(trace)) as unknown as ESpan[];
+    expect(got.map((s) => s.span_id).sort()).toEqual(chain.map((s) => s.span_id).sort());
+    expect((await store.getSpan(chain[1].span_id)) as unknown).toEqual(linked[1]);
+    const [summary] = await store.listTraces({ limit: 10 });
+    const first = linked.reduce((a, s) => (BigInt(s.start_ns) < BigInt(a.start_ns) ? s : a));
+    expect(summary).toEqual({
+      trace_id: trace, start_ms: startMs(first.start_ns), root_service: first.service, root_operation: first.operation ?? "",
+      span_count: linked.length, services: [...new Set(linked.map((s) => s.service))].sort(),
+    });
+  });
+
+  it("moves spans of the first layout (table spans) into the new one", async () => {
+    const stub = bindings.TRACE_STORE.get(bindings.TRACE_STORE.idFromName("store-test-migrate"));
+    await runInDurableObject(stub, (instance: TraceStore, state) => {
+      const sql = state.storage.sql;
+      sql.exec(`CREATE TABLE spans (trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT NOT NULL, service TEXT NOT NULL,
+        start_ms INTEGER NOT NULL, stored_at INTEGER NOT NULL, operation TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID`);
+      for (const s of linked) sql.exec("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?)", s.trace_id, s.span_id, s.parent_id, s.service, startMs(s.start_ns), 1, s.operation ?? "", JSON.stringify(s));
+      (instance as unknown as { migrate(): void }).migrate();
+      expect(sql.exec("SELECT count(*) AS n FROM sqlite_master WHERE name = 'spans'").one().n).toBe(0);
+    });
+    expect(((await stub.getTrace(trace)) as unknown as ESpan[]).length).toBe(linked.length);
+    expect((await stub.getSpan(chain[2].span_id)) as unknown).toEqual(linked[2]);
+  });
+});
+
+describe("export", () => {
+  it("times from the decimal string equal the BigInt arithmetic, carries included", () => {
+    const cases: [string, number][] = [["1760000000999999999", 1], ["1760000000123456789", 2_876_543_211], ["999999999", 1], ["5", 0], ["18446744073709551615", 0], ["1760000000000000000", 123]];
+    for (const [ns, dur] of cases) {
+      const start = BigInt(ns);
+      const end = start + BigInt(dur);
+      expect(hrTimeOf(ns)).toEqual([Number(start / 1_000_000_000n), Number(start % 1_000_000_000n)]);
+      expect(hrTimeOf(ns, dur)).toEqual([Number(end / 1_000_000_000n), Number(end % 1_000_000_000n)]);
+    }
+    const r = readableOf({ ...chain[0], duration_ns: 2_500_000_001 }, "ab".repeat(16), "", new ResourceCache());
+    expect(r.duration).toEqual([2, 500_000_001]);
+    expect(r.parentSpanContext).toBeUndefined();
+  });
+
+  it("linked JSON is the span with the linker's ids, whatever fields the span carries", () => {
+    const r = { traceId: "cd".repeat(16), spanId: chain[0].span_id, parentId: "ef".repeat(8) };
+    const want = (s: ESpan) => ({ ...s, trace_id: r.traceId, span_id: r.spanId, parent_id: r.parentId });
+    expect(JSON.parse(linkedJson(chain[0], r))).toEqual(want(chain[0]));
+    expect(linkedJson(chain[0], r).startsWith(`{"trace_id":"${r.traceId}",`)).toBe(true);
+    const odd = { ...chain[0], trace_id: "not mine", parent_id: "nor this" } as ESpan;
+    expect(JSON.parse(linkedJson(odd, r))).toEqual(want(odd));
+    expect(JSON.parse(linkedJson(chain[0], { ...r, parentId: "" })).parent_id).toBe("");
+    expect(startMs("1760000000123456789")).toBe(1760000000123);
+    expect(startMs("999")).toBe(0);
+  });
+});
