@@ -89,17 +89,21 @@ export class ShardLog {
     this.sql.exec("INSERT INTO log_done (seq, done) VALUES (?, ?) ON CONFLICT(seq) DO UPDATE SET done = excluded.done", seq, done);
   }
 
-  /** Drops rows older than `before` whose spans are all done (message rows: by age alone). */
-  truncate(before: number, fullyDone: (seq: number) => boolean): number {
+  /**
+   * Drops rows older than `before` whose spans are all done (message rows: by age alone), at most
+   * `limit` of them (each frees a batch's pages: a bounded step); their seqs go to `dropped`.
+   */
+  truncate(before: number, fullyDone: (seq: number) => boolean, limit = Infinity, dropped: number[] = []): number {
     const old = this.sql.exec<{ seq: number; kind: number }>("SELECT seq, kind FROM log WHERE at < ? ORDER BY seq", before).toArray();
-    let dropped = 0;
+    const start = dropped.length;
     for (const r of old) {
+      if (dropped.length - start >= limit) break;
       if (isBatch(r.kind) && !fullyDone(r.seq)) continue;
       this.sql.exec("DELETE FROM log WHERE seq = ?", r.seq);
       this.sql.exec("DELETE FROM log_done WHERE seq = ?", r.seq);
-      dropped++;
+      dropped.push(r.seq);
     }
-    return dropped;
+    return dropped.length - start;
   }
 
   get bytes(): number {

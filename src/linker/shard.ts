@@ -60,7 +60,14 @@ interface ExportItem {
 const EXPORT_CHUNK = 1000;
 /** Export steps under way at once: the collector's round trips overlap (as its own exporters' consumers do). */
 const EXPORTS_IN_FLIGHT = 4;
+/**
+ * How long decided spans may wait to fill an export step (as the OTel SDK's batch processor
+ * waits): a trace store write and its commit cost far more per span in small steps.
+ */
+const EXPORT_LINGER_MS = 200;
 const MAINTENANCE_MS = 30_000;
+const MAINTENANCE_ROWS = 64;
+const MAINTENANCE_AGAIN_MS = 500;
 
 export class LinkerShard extends DurableObject<Env> {
   private readonly cfg: WorkerConfig;
@@ -75,7 +82,8 @@ export class LinkerShard extends DurableObject<Env> {
   private exportSteps = 0;
   private exportingSpans = 0;
   private exportRetryAt = 0;
-  private exportSoonSet = false;
+  private exportTimer?: ReturnType<typeof setTimeout>;
+  private exportTimerFull = false;
   private nextMaintenance = 0;
   /** When the alarm is set for (Infinity: none known). */
   private alarmAt = Infinity;
@@ -179,6 +187,7 @@ export class LinkerShard extends DurableObject<Env> {
   async flush(): Promise<void> {
     if (!this.engine) return;
     await this.alarm();
+    this.exportNow(true);
     await this.outbox.idle();
     while (this.exportSteps > 0) await new Promise((r) => setTimeout(r, 1));
   }
@@ -191,6 +200,7 @@ export class LinkerShard extends DurableObject<Env> {
     this.outbox.retryAll();
     if (Date.now() >= this.nextMaintenance) this.maintain();
     this.exportNow();
+    this.persistDone();
     this.schedule();
   }
 
@@ -253,14 +263,22 @@ export class LinkerShard extends DurableObject<Env> {
     this.schedule();
   }
 
-  /** Export what was decided right after this event (not inside it: its answer goes first). */
+  /**
+   * Export what was decided after this event (not inside it: its answer goes first): at once
+   * when there is a full step of it, else after EXPORT_LINGER_MS.
+   */
   private exportSoon(): void {
-    if (this.exportSoonSet || this.exportQueue.length === 0 || this.exportSteps >= EXPORTS_IN_FLIGHT) return;
-    this.exportSoonSet = true;
-    setTimeout(() => {
-      this.exportSoonSet = false;
-      this.exportNow();
-    }, 0);
+    if (this.exportQueue.length === 0 || this.exportSteps >= EXPORTS_IN_FLIGHT) return;
+    const full = this.exportQueue.length >= EXPORT_CHUNK;
+    if (this.exportTimer !== undefined) {
+      if (!full || this.exportTimerFull) return;
+      clearTimeout(this.exportTimer);
+    }
+    this.exportTimerFull = full;
+    this.exportTimer = setTimeout(() => {
+      this.exportTimer = undefined;
+      this.exportNow(true);
+    }, full ? 0 : EXPORT_LINGER_MS);
   }
 
   private persistDone(): void {
@@ -288,9 +306,16 @@ export class LinkerShard extends DurableObject<Env> {
     return this.exportQueue.length + this.exportingSpans;
   }
 
-  /** Starts export steps while there is room for them (and no collector failure to wait out). */
-  private exportNow(): void {
+  /**
+   * Starts export steps while there is room for them (and no collector failure to wait out):
+   * full ones, and with `all` also the last, partial one (else it waits: exportSoon).
+   */
+  private exportNow(all = false): void {
     while (this.exportSteps < EXPORTS_IN_FLIGHT && this.exportQueue.length > 0 && Date.now() >= this.exportRetryAt) {
+      if (!all && this.exportQueue.length < EXPORT_CHUNK) {
+        this.exportSoon();
+        return;
+      }
       const items = this.exportQueue.splice(0, EXPORT_CHUNK);
       this.exportSteps++;
       this.exportingSpans += items.length;
@@ -304,7 +329,9 @@ export class LinkerShard extends DurableObject<Env> {
   }
 
   /** One step: the spans into the trace store, then to the collector; done once it took them. */
-  private async exportStep(items: ExportItem[]): Promise<void> {
+  private async exportStep(taken: ExportItem[]): Promise<void> {
+    // A span decided twice (it should not be) is exported once: its body is gone once done.
+    const items = taken.filter((it) => !this.bodies.isDone(it.batch, it.index));
     try {
       await this.storeSpans(items.filter((it) => !it.stored));
       for (const it of items) it.stored = true;
@@ -343,7 +370,7 @@ export class LinkerShard extends DurableObject<Env> {
     let lastTrace = "";
     let rows: StoreRows = [];
     for (const it of items) {
-      const span = it.batch.spans![it.index];
+      const span = it.batch.spans![it.index]!; // not done yet: still held
       const { traceId, parentId } = it.result;
       // Spans of a trace come together: its store shard (a BigInt hash) is worked out once per run.
       if (traceId !== lastTrace) {
@@ -359,15 +386,21 @@ export class LinkerShard extends DurableObject<Env> {
     await Promise.all([...parts].map(([i, p]) => this.env.TRACE_STORE.get(this.env.TRACE_STORE.idFromName(storeName(i))).putSpans(p)));
   }
 
-  /** Log rows older than the longest a span can matter (2 windows + settle) and done, dropped. */
+  /**
+   * Log rows older than the longest a span can matter (2 windows + settle) and done, dropped:
+   * MAINTENANCE_ROWS at a time (a row holds a batch: freeing its pages is real work), again
+   * soon while there are more.
+   */
   private maintain(): void {
     const horizon = 2 * this.cfg.link.windowMs + this.cfg.link.settleMs + 10_000;
     const before = Date.now() - horizon;
-    if (this.log.truncate(before, (seq) => this.bodies.fullyDone(seq)) > 0) {
-      const kept = this.log.seqs();
-      this.bodies.forget((seq) => kept.has(seq));
+    const dropped: number[] = [];
+    this.log.truncate(before, (seq) => this.bodies.fullyDone(seq), MAINTENANCE_ROWS, dropped);
+    if (dropped.length > 0) {
+      const gone = new Set(dropped);
+      this.bodies.forget((seq) => !gone.has(seq));
     }
-    this.nextMaintenance = Date.now() + MAINTENANCE_MS;
+    this.nextMaintenance = Date.now() + (dropped.length >= MAINTENANCE_ROWS ? MAINTENANCE_AGAIN_MS : MAINTENANCE_MS);
   }
 
   private peer(dest: number) {
@@ -376,7 +409,7 @@ export class LinkerShard extends DurableObject<Env> {
 }
 
 function exportSpan(it: ExportItem): ExportSpan {
-  return { span: it.batch.spans![it.index], traceId: it.result.traceId, parentId: it.result.parentId };
+  return { span: it.batch.spans![it.index]!, traceId: it.result.traceId, parentId: it.result.parentId };
 }
 
 /**

@@ -9,7 +9,8 @@ export interface HeldBatch {
   seq: number;
   firstRef: number;
   count: number;
-  spans: ESpan[] | null; // null once every span is done
+  /** null once every span is done; before that, a done span's slot is emptied (read only slots not done). */
+  spans: ESpan[] | null;
   done: Uint8Array;
   remaining: number;
   dirty: boolean;
@@ -57,7 +58,9 @@ export class SpanBodies {
     batch.done[index >> 3] |= 1 << (index & 7);
     batch.dirty = true;
     this.dirty.add(batch);
+    // Released one by one: a batch with one span waiting out the window holds only that one.
     if (--batch.remaining === 0) batch.spans = null;
+    else (batch.spans as (ESpan | undefined)[])[index] = undefined;
   }
 
   /** Batches whose done bits changed since the last call (kept in a set: this runs after every

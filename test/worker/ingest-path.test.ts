@@ -66,6 +66,13 @@ describe("the shard log", () => {
       expect(log.truncate(250, (seq) => seq !== b)).toBe(1); // a is old and done; b is not done
       expect([...log.seqs()].sort()).toEqual([b, c].sort());
       expect(sql.exec("SELECT seq FROM log_done ORDER BY seq").toArray().map((r) => r.seq)).toEqual([c]);
+      // At most `limit` rows a step; the seqs dropped are reported.
+      const msgs = [log.appendMessages(10, new Uint8Array(8), 1), log.appendMessages(20, new Uint8Array(8), 1)];
+      const dropped: number[] = [];
+      expect(log.truncate(250, () => false, 1, dropped)).toBe(1);
+      expect(log.truncate(250, () => false, 1, dropped)).toBe(1);
+      expect(log.truncate(250, () => false, 1, dropped)).toBe(0);
+      expect(dropped).toEqual(msgs);
     });
   });
 });

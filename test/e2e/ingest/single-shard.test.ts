@@ -39,13 +39,13 @@ function denormalised(s: ESpan): Record<string, unknown> {
 }
 
 async function post(url: string, spans: ESpan[], form: Form): Promise<number> {
-  let body: string | Buffer;
+  let body: string | Uint8Array<ArrayBuffer>;
   const headers: Record<string, string> = { "content-type": form === "ndjson" ? "application/x-ndjson" : "application/json" };
   if (form === "ndjson") body = "\n" + spans.map((s) => JSON.stringify(s)).join("\n\n") + "\n"; // blank lines are skipped
   else if (form === "normalised") body = JSON.stringify({ spans: spans.map(denormalised) });
   else body = JSON.stringify({ spans });
   if (form === "gzip") {
-    body = gzipSync(body);
+    body = new Uint8Array(gzipSync(body));
     headers["content-encoding"] = "gzip";
   }
   const res = await fetch(`${url}/v1/bpftracing`, { method: "POST", headers, body }).catch(() => undefined);
