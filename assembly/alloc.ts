@@ -32,18 +32,18 @@ export function allocRegion(bytes: usize): usize {
 }
 
 /**
- * Exactly `bytes` (rounded up to a cache line), zeroed: pool pages, and tables whose capacity is
- * not a power of two. Carved from a freed region when one is big enough: the regions that growing
+ * Exactly `bytes` (rounded up to a cache line), zeroed unless the caller writes all of it: pool
+ * pages, and tables whose capacity is not a power of two. Carved from a freed region when one is big enough: the regions that growing
  * tables and queues leave behind become record pages instead of waste. Free with `freeExact`.
  */
-export function allocExact(bytes: usize): usize {
+export function allocExact(bytes: usize, zero: bool = true): usize {
   bytes = (bytes + 63) & ~(63 as usize);
   for (let k = sizeClass(bytes); k < 32; k++) {
     const head = <usize>hget(H_FREE + k);
     if (head == 0) continue;
     hset(H_FREE + k, load<u64>(head));
     freeExact(head + bytes, ((<usize>1) << k) - bytes); // the rest goes back
-    memory.fill(head, 0, bytes);
+    if (zero) memory.fill(head, 0, bytes);
     return head;
   }
   const ptr = <usize>hget(H_TOP);

@@ -112,7 +112,7 @@ function put(slots: usize, cap: u32, slot: u64): void {
 function rehash(h: i32, cap: u32): void {
   const old = slotsOf(h);
   const oldCap = capOf(h);
-  const slots = allocExact(<usize>cap << 3);
+  const slots = allocExact(<usize>cap << 3, false); // every slot is written below
   // Entries in the first slots may belong to a run that wrapped around the end: they come last.
   let first: u32 = 0;
   while (first < oldCap) {
@@ -128,9 +128,13 @@ function rehash(h: i32, cap: u32): void {
     const home = homeOf(slotTag(s), cap);
     const pos = home > next ? home : next;
     if (pos >= cap) over++;
-    else store<u64>(slots + (<usize>pos << 3), s);
+    else {
+      memory.fill(slots + (<usize>next << 3), 0, <usize>(pos - next) << 3); // the gap before it
+      store<u64>(slots + (<usize>pos << 3), s);
+    }
     next = pos + 1;
   }
+  if (next < cap) memory.fill(slots + (<usize>next << 3), 0, <usize>(cap - next) << 3);
   // The overflow is the last entries of the pass: put them, wrapping to the front.
   for (let k = oldCap; over > 0; ) {
     k--;
