@@ -187,9 +187,13 @@ export class LinkerShard extends DurableObject<Env> {
   async flush(): Promise<void> {
     if (!this.engine) return;
     await this.alarm();
-    this.exportNow(true);
     await this.outbox.idle();
-    while (this.exportSteps > 0) await new Promise((r) => setTimeout(r, 1));
+    // Everything decided goes out now (no linger), until the collector fails or all is done.
+    for (;;) {
+      this.exportNow(true);
+      if (this.exportSteps === 0) break;
+      await new Promise((r) => setTimeout(r, 1));
+    }
   }
 
   async alarm(): Promise<void> {
