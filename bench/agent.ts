@@ -93,6 +93,8 @@ interface WithAgent extends Load {
   agentHeapUsedMiB: number;
   /** RSS attached, before the load. */
   agentIdleRssMiB: number;
+  /** Spans produced but not shipped yet when the load ended (a backlog of the shipper). */
+  queuedAtLoadEnd: number;
   programs: { name: string; nsPerRequest: number; runsPerRequest: number }[];
 }
 
@@ -290,6 +292,7 @@ async function withAgent(b: Bench, sink: string, strategy: string, idleS: number
       agentPeakRssMiB: sC.maxRss / 2 ** 20,
       agentHeapUsedMiB: sC.heapUsed / 2 ** 20,
       agentIdleRssMiB: s1.rss / 2 ** 20,
+      queuedAtLoadEnd: sB.queued,
       programs: sB.programs
         .map((p) => ({
           name: p.name,
@@ -337,6 +340,7 @@ function summarize(rounds: Round[]) {
     spansPerRequest: m((r) => r.with.spansPerRequest),
     recordsPerRequest: m((r) => r.with.recordsPerRequest),
     agentHeapUsedMiB: m((r) => r.with.agentHeapUsedMiB),
+    queuedAtLoadEnd: m((r) => r.with.queuedAtLoadEnd),
     agentIdleRssMiB: m((r) => r.with.agentIdleRssMiB),
     agentRssMiB: m((r) => r.with.agentRssMiB),
     agentPeakRssMiB: m((r) => r.with.agentPeakRssMiB),
@@ -378,6 +382,7 @@ function printSummary(b: Bench, rounds: Round[], s: ReturnType<typeof summarize>
   row("agent RSS MiB (after the load)", (r) => fmt(r.with.agentRssMiB, 1), fmt(s.agentRssMiB, 1));
   row("agent peak RSS MiB", (r) => fmt(r.with.agentPeakRssMiB, 1), fmt(s.agentPeakRssMiB, 1));
   row("agent JS heap used MiB", (r) => fmt(r.with.agentHeapUsedMiB, 1), fmt(s.agentHeapUsedMiB, 1));
+  row("spans not shipped at the load's end", (r) => fmt(r.with.queuedAtLoadEnd), fmt(s.queuedAtLoadEnd));
   console.log("");
   console.log(`BPF background (attached, no load): ${fmt(s.bpfBackgroundNsPerSec / 1000)} µs/s; agent idle CPU ${fmt(s.agentIdleCpuPct, 2)}% of a core; agent start ${fmt(s.agentStartMs)} ms`);
   console.log(`ring buffer drops ${s.ringDrops}; client errors ${s.clientErrors}`);
