@@ -81,20 +81,31 @@ describe("agent → ingest (workerd) → OTLP and /api: a real 3-tier chain", ()
     await finishCurl(c, paths.length);
   }
 
-  /** The chain of `route` from the agent's spans, or undefined while a span is missing. */
-  function chainOf(route: string): Chain | undefined {
+  /** The four spans of `route`'s chain from the agent's spans, each undefined while missing. */
+  function spansOfChain(route: string) {
     const one = (pid: number, kind: ESpan["kind"], r: string) => t.spans.find((s) => s.pid === pid && s.kind === kind && s.http_route === r);
-    const curlExit = one(curlPidOf.get(route)!, "exit", route);
-    const proxyEntry = one(proxy.pid, "entry", route);
-    const proxyExit = one(proxy.pid, "exit", `/backend${route}`);
-    const backendEntry = one(backend.pid, "entry", `/backend${route}`);
+    return {
+      curlExit: one(curlPidOf.get(route)!, "exit", route),
+      proxyEntry: one(proxy.pid, "entry", route),
+      proxyExit: one(proxy.pid, "exit", `/backend${route}`),
+      backendEntry: one(backend.pid, "entry", `/backend${route}`),
+    };
+  }
+
+  /** The chain of `route`, or undefined while a span is missing. */
+  function chainOf(route: string): Chain | undefined {
+    const { curlExit, proxyEntry, proxyExit, backendEntry } = spansOfChain(route);
     if (!curlExit || !proxyEntry || !proxyExit || !backendEntry) return undefined;
     return { route, curlExit, proxyEntry, proxyExit, backendEntry };
   }
 
+  /** Which spans of `route` are missing, by name. */
+  const missingOf = (route: string) => Object.entries(spansOfChain(route)).filter(([, s]) => !s).map(([name]) => name);
+
   async function chainsOf(routes: string[], timeoutMs = 10_000): Promise<Chain[]> {
     const ok = await t.waitFor(() => routes.every((r) => chainOf(r) !== undefined), timeoutMs);
-    expect(ok, `spans of ${routes.filter((r) => !chainOf(r)).join(", ")} not all captured`).toBe(true);
+    const missing = routes.filter((r) => !chainOf(r)).map((r) => `${r} (${missingOf(r).join(", ")})`);
+    expect(ok, `spans of ${missing.join("; ")} not all captured; agent log: ${t.logs.slice(-5).join(" | ")}; stats ${JSON.stringify(t.agent.stats())}`).toBe(true);
     return routes.map((r) => chainOf(r)!);
   }
 
