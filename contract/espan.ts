@@ -84,7 +84,8 @@ const hex16: Check = (v) =>
 const u64: Check = (v) => {
   if (isInt(v)) return v < 0 ? "must be ≥ 0" : null;
   if (typeof v !== "string" || !DECIMAL.test(v)) return "must be a string of decimal digits or an integer";
-  return BigInt(v) > U64_MAX ? "must fit in 64 bits" : null;
+  // Fewer than 20 digits always fit (no BigInt on the hot path).
+  return v.length === 20 && BigInt(v) > U64_MAX ? "must fit in 64 bits" : null;
 };
 
 /** Required fields with their checks, in ESPAN.md's order. */
@@ -156,12 +157,12 @@ export function validateESpan(input: unknown): Validation {
   }
   const src = input as Record<string, unknown>;
   const errors: FieldError[] = [];
-  for (const [field, check] of Object.entries(REQUIRED)) {
+  for (const [field, check] of REQUIRED_CHECKS) {
     const v = src[field];
     const reason = v === undefined || v === null ? "is required" : check(v);
     if (reason) errors.push({ field, reason });
   }
-  for (const [field, check] of Object.entries(OPTIONAL)) {
+  for (const [field, check] of OPTIONAL_CHECKS) {
     const v = src[field];
     if (v === undefined || v === null) continue;
     const reason = check(v);
@@ -172,22 +173,31 @@ export function validateESpan(input: unknown): Validation {
   }
   if (errors.length > 0) return { ok: false, errors };
 
-  // Normalise in place, copying only when something changes (the ingest's hot path: a copy and a
-  // BigInt per span cost more than the checks).
+  // Normalise, copying only when something changes (the ingest's hot path: a copy and a BigInt
+  // per span cost more than the checks).
   let span = src;
-  const edit = (k: string, v: unknown) => {
-    if (span === src) span = { ...src };
-    if (v === undefined) delete span[k];
-    else span[k] = v;
-  };
-  for (const k in src) if (src[k] === null) edit(k, undefined);
+  for (const k in src) if (src[k] === null) span = edit(span, src, k, undefined);
   const start = src.start_ns;
-  if (typeof start === "number" || !CANONICAL_DECIMAL.test(start as string)) edit("start_ns", BigInt(start as string | number).toString());
+  if (typeof start === "number" || !CANONICAL_DECIMAL.test(start as string)) {
+    span = edit(span, src, "start_ns", BigInt(start as string | number).toString());
+  }
   for (const k of LOWER_CASE_IDS) {
     const v = span[k];
-    if (typeof v === "string" && /[A-F]/.test(v)) edit(k, v.toLowerCase());
+    if (typeof v === "string" && UPPER_HEX.test(v)) span = edit(span, src, k, v.toLowerCase());
   }
   return { ok: true, span: span as ESpan };
+}
+
+const REQUIRED_CHECKS = Object.entries(REQUIRED);
+const OPTIONAL_CHECKS = Object.entries(OPTIONAL);
+const UPPER_HEX = /[A-F]/;
+
+/** `span` with field `k` set to `v` (deleted if undefined): a copy of `src` made on the first edit. */
+function edit(span: Record<string, unknown>, src: Record<string, unknown>, k: string, v: unknown): Record<string, unknown> {
+  if (span === src) span = { ...src };
+  if (v === undefined) delete span[k];
+  else span[k] = v;
+  return span;
 }
 
 /** Decimal digits without leading zeros, as BigInt(x).toString() writes them. */
