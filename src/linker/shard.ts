@@ -251,7 +251,7 @@ export class LinkerShard extends DurableObject<Env> {
 
   /** Decided spans to the export queue (or done, when sampled out); messages to the peers. */
   private handleOutput(): void {
-    for (const r of this.engine!.drain()) {
+    for (const r of this.engine!.drain(true)) {
       const found = this.bodies.find(r.ref);
       if (!found || this.bodies.isDone(found.batch, found.index)) continue; // done before a restart
       this.counters.linked++;

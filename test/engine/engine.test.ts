@@ -60,6 +60,24 @@ describe("trace ids and sampling (the engine agrees with src/linker/ids.ts)", ()
     }
   });
 
+  it("drain(true) formats ids for sampled spans only, and otherwise drains the same", () => {
+    const cfg = { ...ALL, samplingRate: 0.5 };
+    const [a, b] = [new LinkerEngine(module, cfg), new LinkerEngine(module, cfg)];
+    const spans = Array.from({ length: 400 }, (_, i) => pair(i)).flat();
+    for (const e of [a, b]) {
+      e.ingest(spans, 0);
+      e.tick(100_000);
+    }
+    const all = a.drain();
+    const lean = b.drain(true);
+    expect(lean.map((r) => [r.ref, r.sampled])).toEqual(all.map((r) => [r.ref, r.sampled]));
+    expect(new Set(all.map((r) => r.sampled))).toEqual(new Set([true, false]));
+    lean.forEach((r, i) => {
+      if (r.sampled) expect(r).toEqual(all[i]);
+      else expect([r.spanId, r.traceId, r.parentId]).toEqual(["", "", ""]);
+    });
+  });
+
   it("the same input twice gives the same ids", () => {
     const run = () => {
       const e = new LinkerEngine(module, { ...ALL, samplingRate: 0.3 });
