@@ -20,7 +20,7 @@ import type { ESpan } from "../contract/espan.ts";
 import { generateTrafficChunks } from "../test/gen/traffic.ts";
 import { startIngest, type Ingest } from "../test/e2e/ingest/ingest-server.ts";
 import { metrics } from "../test/e2e/ingest/metrics.ts";
-import { machine, median } from "./report.ts";
+import { machine } from "./report.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -234,4 +234,3 @@ else {
       `completion p50 ${r.completionP50Ms} ms p99 ${r.completionP99Ms} ms (${r.clientRootTraces} client-root traces), workerd RSS ${r.workerdRssMiB} MiB, workerd CPU ${r.workerdCpuUsPerSpan} µs/span, refused ${r.refusedRequests}`);
   }
 }
-void median;
