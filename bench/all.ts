@@ -64,6 +64,17 @@ hello-world request, two spans at the agent's cost plus the BPF programs are a l
 whatever is done; the heavier server shows the same agent on a request that costs more.`;
 }
 
+/** The ingest benchmark at one sampling rate. */
+function ingestBench(rate: string, title: string): Bench {
+  const common = ["--shards", "1", "--sampling-rate", rate];
+  return { name: `Ingest on workerd serve: ${title}`, script: "bench-ingest.js", args: ["--seconds", "30", ...common], quick: ["--seconds", "5", ...common], render: renderIngest };
+}
+
+/** The agent benchmark against one kind of server. */
+function agentBench(server: string[], title: string): Bench {
+  return { name: `Agent: ${title}`, script: "bench-agent.js", args: ["--seconds", "10", "--rounds", "3", ...server], quick: ["--seconds", "3", "--rounds", "1", ...server], render: renderAgent };
+}
+
 const BENCHES: Bench[] = [
   {
     name: "Linker core",
@@ -100,34 +111,10 @@ regions growing tables leave behind; 8-byte tagged slots (Robin Hood, capacities
 80% load, runs sorted by tag so a rehash is one sequential pass); 4-byte expiry timers with one
 deadline per arrival batch.`,
   },
-  {
-    name: "Ingest on workerd serve: sampling rate 1 (every span exported; the stress case)",
-    script: "bench-ingest.js",
-    args: ["--seconds", "30", "--shards", "1", "--sampling-rate", "1"],
-    quick: ["--seconds", "5", "--shards", "1", "--sampling-rate", "1"],
-    render: (r) => renderIngest(r),
-  },
-  {
-    name: "Ingest on workerd serve: sampling rate 0.1 (the default)",
-    script: "bench-ingest.js",
-    args: ["--seconds", "30", "--shards", "1", "--sampling-rate", "0.1"],
-    quick: ["--seconds", "5", "--shards", "1", "--sampling-rate", "0.1"],
-    render: (r) => renderIngest(r),
-  },
-  {
-    name: "Agent: hello-world Node server (the worst case for overhead)",
-    script: "bench-agent.js",
-    args: ["--seconds", "10", "--rounds", "3"],
-    quick: ["--seconds", "3", "--rounds", "1"],
-    render: (r) => renderAgent(r),
-  },
-  {
-    name: "Agent: a Node server doing ~300 µs of JSON work per request",
-    script: "bench-agent.js",
-    args: ["--seconds", "10", "--rounds", "3", "--server-work", "300"],
-    quick: ["--seconds", "3", "--rounds", "1", "--server-work", "300"],
-    render: (r) => renderAgent(r),
-  },
+  ingestBench("1", "sampling rate 1 (every span exported; the stress case)"),
+  ingestBench("0.1", "sampling rate 0.1 (the default)"),
+  agentBench([], "hello-world Node server (the worst case for overhead)"),
+  agentBench(["--server-work", "300"], "a Node server doing ~300 µs of JSON work per request"),
   {
     name: "Testbed linking accuracy",
     script: "bench-testbed.js",

@@ -11,7 +11,7 @@ import { LocalCluster } from "../../../src/linker/local-cluster.ts";
 import { loadEngineModule } from "../../../src/linker/load-node.ts";
 import { Rng } from "../../gen/rng.ts";
 import { generateTraffic } from "../../gen/traffic.ts";
-import { postSpans, startIngest, type Ingest } from "./ingest-server.ts";
+import { postAcrossKill9, postSpans, startIngest, type Ingest } from "./ingest-server.ts";
 import { settled } from "./metrics.ts";
 import { startReceiver, type Receiver } from "./otlp-receiver.ts";
 
@@ -99,20 +99,7 @@ describe("generated traffic through the ingest", () => {
   it("kill -9 in the middle, then a restart: every accepted span exported, none twice", async () => {
     const { ingest, receiver } = await start(4, "20s");
     const parts = batches(traffic.spans, 150);
-    const acked = new Set<number>();
-    const killAt = Math.floor(parts.length / 2);
-    for (let i = 0; i < killAt; i++) if ((await postSpans(ingest.url, parts[i])).status === 202) acked.add(i);
-    // The next batch is in flight when the whole process group dies.
-    const inFlight = postSpans(ingest.url, parts[killAt]).then((r) => r.status, () => 0);
-    await new Promise((r) => setTimeout(r, 5));
-    await ingest.kill9();
-    if ((await inFlight) === 202) acked.add(killAt);
-    await ingest.restart();
-    // As an agent does: everything not acknowledged is sent again (a stored one is a duplicate).
-    for (let i = 0; i < parts.length; i++) {
-      if (acked.has(i)) continue;
-      expect((await postSpans(ingest.url, parts[i])).status).toBe(202);
-    }
+    await postAcrossKill9(ingest, parts.length, (i) => postSpans(ingest.url, parts[i]).then((r) => r.status, () => 0));
     await settled(ingest.url, 90_000, false);
     const { links, counts } = exported(receiver);
     expect(links.size).toBe(traffic.spans.length);

@@ -121,6 +121,32 @@ async function waitHealthy(url: string, log: () => string): Promise<void> {
   throw new Error(`ingest did not become healthy at ${url}:\n${log()}`);
 }
 
+/**
+ * What an agent does across a crash of the ingest: posts batches 0 .. count/2 - 1 (each must be
+ * acknowledged), posts the next one and kills the whole ingest (kill -9) while it is in flight,
+ * restarts it, and posts again every batch not acknowledged (a stored one is then a duplicate).
+ * `post(i, again)` sends batch i and returns the HTTP status (0 when the connection failed).
+ */
+export async function postAcrossKill9(ingest: Ingest, count: number, post: (i: number, again: boolean) => Promise<number>): Promise<void> {
+  const acked = new Set<number>();
+  const killAt = Math.floor(count / 2);
+  for (let i = 0; i < killAt; i++) {
+    const status = await post(i, false);
+    if (status !== 202) throw new Error(`batch ${i} before the kill: HTTP ${status}`);
+    acked.add(i);
+  }
+  const inFlight = post(killAt, false).catch(() => 0);
+  await new Promise((r) => setTimeout(r, 5));
+  await ingest.kill9();
+  if ((await inFlight) === 202) acked.add(killAt);
+  await ingest.restart();
+  for (let i = 0; i < count; i++) {
+    if (acked.has(i)) continue;
+    const status = await post(i, true);
+    if (status !== 202) throw new Error(`batch ${i} sent again after the restart: HTTP ${status}`);
+  }
+}
+
 /** POSTs eSpans as JSON (or NDJSON), optionally gzip. */
 export async function postSpans(url: string, spans: unknown[], o: { ndjson?: boolean; token?: string } = {}): Promise<Response> {
   const body = o.ndjson ? spans.map((s) => JSON.stringify(s)).join("\n") : JSON.stringify({ spans });
