@@ -29,7 +29,7 @@ import {
   R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SHIFT, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
   S_WAITING, setFlags, setState, state, R_F_FREE,
 } from "./record";
-import { capOf, homeOf, nextPos, probeEnds, slotAt, slotIdx, slotsOf, slotTag, tableInsert, tableRemove, tagOf } from "./table";
+import { capOf, homeOf, homeSlot, nextPos, probeFirst, probeNext, slotAt, slotIdx, slotsOf, slotTag, tableInsert, tableRemove, tagOf } from "./table";
 import { NO_GEN_CHECK, T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
 
 const NO_GEN: i32 = -1;
@@ -90,16 +90,9 @@ function nearer(a: u32, da: u32, b: u32, db: u32): bool {
 
 /** A record of table `h` (key at `keyAt`) with this key and span id, or 0; stubs skipped if asked. */
 function findRecord(h: i32, keyAt: u32, key: u64, spanId: u64, homeOnly: bool): u32 {
-  const slots = slotsOf(h);
-  const cap = capOf(h);
-  const tag = tagOf(key);
-  for (let pos = homeOf(tag, cap), dist: u32 = 0; ; pos = nextPos(pos, cap), dist++) {
-    const slot = slotAt(slots, pos);
-    if (probeEnds(slot, pos, dist, cap)) return 0;
-    if (slotTag(slot) != tag) continue;
-    const idx = slotIdx(slot);
+  for (let idx = probeFirst(h, keyAt, key); idx != 0; idx = probeNext()) {
     const p = rp(idx);
-    if (load<u64>(p + R_SPAN_ID) == spanId && load<u64>(p + keyAt) == key && (!homeOnly || (flags(p) & R_F_STUB) == 0)) return idx;
+    if (load<u64>(p + R_SPAN_ID) == spanId && (!homeOnly || (flags(p) & R_F_STUB) == 0)) return idx;
   }
   return 0;
 }
@@ -126,15 +119,11 @@ let touched: u64 = 0;
  * one span at a time. Touches only; the ingest that follows finds them in cache.
  */
 export function prefetchIngest(base: usize, n: u32): void {
-  const net = slotsOf(H_NET_BASE);
-  const netCap = capOf(H_NET_BASE);
-  const thr = slotsOf(H_THR_BASE);
-  const thrCap = capOf(H_THR_BASE);
   let t = touched;
   for (let i: u32 = 0; i < n; i++) {
     const inp = base + <usize>i * IN_SIZE;
-    t ^= slotAt(net, homeOf(tagOf(load<u64>(inp + IN_KEY)), netCap));
-    if ((load<u32>(inp + IN_FLAGS) & IN_F_HAS_TID) != 0) t ^= slotAt(thr, homeOf(tagOf(load<u64>(inp + IN_TID)), thrCap));
+    t ^= homeSlot(H_NET_BASE, load<u64>(inp + IN_KEY));
+    if ((load<u32>(inp + IN_FLAGS) & IN_F_HAS_TID) != 0) t ^= homeSlot(H_THR_BASE, load<u64>(inp + IN_TID));
   }
   touched = t;
 }
@@ -149,8 +138,8 @@ export function prefetchSlots(idx: u32): void {
   const p = rp(idx);
   const f = flags(p);
   let t = touched;
-  if ((f & R_F_STUB) == 0) t ^= slotAt(slotsOf(H_NET_BASE), homeOf(tagOf(load<u64>(p + R_KEY)), capOf(H_NET_BASE)));
-  if ((f & R_F_IN_THREAD) != 0) t ^= slotAt(slotsOf(H_THR_BASE), homeOf(tagOf(load<u64>(p + R_TID)), capOf(H_THR_BASE)));
+  if ((f & R_F_STUB) == 0) t ^= homeSlot(H_NET_BASE, load<u64>(p + R_KEY));
+  if ((f & R_F_IN_THREAD) != 0) t ^= homeSlot(H_THR_BASE, load<u64>(p + R_TID));
   touched = t;
 }
 
@@ -199,17 +188,11 @@ function netJoin(idx: u32): void {
   const p = rp(idx);
   const key = load<u64>(p + R_KEY);
   const entry = isEntry(p);
-  const slots = slotsOf(H_NET_BASE);
-  const cap = capOf(H_NET_BASE);
-  const tag = tagOf(key);
   let other: u32 = 0;
-  for (let pos = homeOf(tag, cap), dist: u32 = 0; ; pos = nextPos(pos, cap), dist++) {
-    const slot = slotAt(slots, pos);
-    if (probeEnds(slot, pos, dist, cap)) break;
-    const q = slotIdx(slot);
-    if (q == idx || slotTag(slot) != tag) continue;
+  for (let q = probeFirst(H_NET_BASE, R_KEY, key); q != 0; q = probeNext()) {
+    if (q == idx) continue;
     const qp = rp(q);
-    if (load<u64>(qp + R_KEY) != key || (flags(qp) & (R_F_EXPIRED | R_F_NET_CONFLICT)) != 0) continue;
+    if ((flags(qp) & (R_F_EXPIRED | R_F_NET_CONFLICT)) != 0) continue;
     if (isEntry(qp) == entry) {
       addFlags(p, R_F_NET_CONFLICT);
       stat(STAT_CONFLICTS);
@@ -242,18 +225,12 @@ function threadJoin(idx: u32): void {
   addFlags(p, R_F_IN_THREAD);
   const tid = load<u64>(p + R_TID);
   const owner = isEntry(p);
-  const slots = slotsOf(H_THR_BASE);
-  const cap = capOf(H_THR_BASE);
   // Collect first, link after: linking can decide and free records, which moves table slots.
   const base = scratchTop;
-  const tag = tagOf(tid);
-  for (let pos = homeOf(tag, cap), dist: u32 = 0; ; pos = nextPos(pos, cap), dist++) {
-    const slot = slotAt(slots, pos);
-    if (probeEnds(slot, pos, dist, cap)) break;
-    const q = slotIdx(slot);
-    if (q == idx || slotTag(slot) != tag) continue;
+  for (let q = probeFirst(H_THR_BASE, R_TID, tid); q != 0; q = probeNext()) {
+    if (q == idx) continue;
     const qp = rp(q);
-    if (load<u64>(qp + R_TID) != tid || (flags(qp) & R_F_EXPIRED) != 0) continue;
+    if ((flags(qp) & R_F_EXPIRED) != 0) continue;
     if (isEntry(qp)) {
       if ((flags(qp) & R_F_THREAD_CONFLICT) != 0) continue;
       if (owner) {

@@ -60,6 +60,46 @@ export function tableInit(h: i32, cap: u32): void {
   return <u32>(slot >> 32);
 }
 
+/** The slot at the home of `key` in table `h` (group prefetching loads it ahead of a probe). */
+@inline export function homeSlot(h: i32, key: u64): u64 {
+  return slotAt(slotsOf(h), homeOf(tagOf(key), capOf(h)));
+}
+
+// A probe over the records of one key: `for (let q = probeFirst(h, keyAt, key); q != 0; q =
+// probeNext())`. The cursor lives in these globals for the loop only (never across calls, so a
+// snapshot of memory still holds all state); the table must not change while it runs.
+let pSlots: usize = 0;
+let pCap: u32 = 0;
+let pTag: u32 = 0;
+let pPos: u32 = 0;
+let pDist: u32 = 0;
+let pKeyAt: u32 = 0;
+let pKey: u64 = 0;
+
+/** The first record under `key` in table `h` (key at `keyAt` in the record), or 0. */
+export function probeFirst(h: i32, keyAt: u32, key: u64): u32 {
+  pSlots = slotsOf(h);
+  pCap = capOf(h);
+  pTag = tagOf(key);
+  pPos = homeOf(pTag, pCap);
+  pDist = 0;
+  pKeyAt = keyAt;
+  pKey = key;
+  return probeNext();
+}
+
+/** The next record under the probe's key, or 0 at the end. Records are read on tag matches only. */
+export function probeNext(): u32 {
+  let slot = slotAt(pSlots, pPos);
+  while (!probeEnds(slot, pPos, pDist, pCap)) {
+    pPos = nextPos(pPos, pCap);
+    pDist++;
+    if (slotTag(slot) == pTag && load<u64>(rp(slotIdx(slot)) + pKeyAt) == pKey) return slotIdx(slot);
+    slot = slotAt(pSlots, pPos);
+  }
+  return 0;
+}
+
 export function tableInsert(h: i32, keyAt: u32, idx: u32): void {
   const count = hget(h + T_COUNT) + 1;
   const cap = hget(h + T_CAP);
