@@ -4,9 +4,50 @@
 // (src/export/otlp-span.ts): a server span (entry) is an error for 5xx only, since a 4xx is the
 // client's mistake, not the server's; a client span (exit) is an error for 4xx and 5xx. No
 // status line seen (non-HTTP, or cut) → no status.
-import type { ESpan } from "../../../contract/espan.ts";
+import type { AttributeValue, ESpan, SpanKind } from "../../../contract/espan.ts";
 import { randomId64 } from "../ids.ts";
 import type { Exchange } from "./exchange.ts";
+
+/**
+ * An eSpan as the agent builds it: a class so that every span has the same fields in the same
+ * order, which is what lets the shipper's SpanJsonWriter (ship/span-json.ts) write them without
+ * looking at the keys. Fields are in the order JSON.stringify visits them; undefined ones are
+ * left out.
+ */
+export class AgentSpan implements ESpan {
+  [extra: string]: unknown;
+  constructor(
+    public span_id: string,
+    public kind: SpanKind,
+    public req_seq: number,
+    public resp_seq: number,
+    public start_ns: string,
+    public duration_ns: number,
+    public host: string,
+    public pid: number,
+    public tid: number,
+    public process_name: string,
+    public service: string,
+    public src_ip: string,
+    public dst_ip: string,
+    public src_port: number,
+    public dst_port: number,
+    public l7_proto: string,
+    public thread_trace_id: string | null | undefined,
+    public operation: string | undefined,
+    public http_method: string | undefined,
+    public http_route: string | undefined,
+    public http_version: string | undefined,
+    public http_status_code: number | undefined,
+    public status: "ok" | "error" | undefined,
+    public bytes_read: number | undefined,
+    public bytes_written: number | undefined,
+    public app_trace_id: string | undefined,
+    public app_parent_id: string | undefined,
+    public app_sampled: boolean | undefined,
+    public attributes: Record<string, AttributeValue> | undefined,
+  ) {}
+}
 
 export interface SpanContext {
   host: string;
@@ -17,9 +58,10 @@ export interface SpanContext {
 }
 
 /**
- * Every field is in the literal, undefined when absent (JSON leaves it out, as validateESpan
- * does): all spans share one object shape, where adding the optional fields one by one made a
- * new hidden class for each combination, slower to build and to serialise.
+ * Every field is given, undefined when absent (JSON leaves it out, as validateESpan does): all
+ * spans share one object shape (AgentSpan), where adding the optional fields one by one made a
+ * new hidden class for each combination, slower to build and to serialise; the shipper's JSON
+ * writer relies on that shape.
  */
 export function buildSpan(x: Exchange, ctx: SpanContext): ESpan {
   const end = x.respEndNs ?? x.respStartNs ?? x.reqStartNs;
@@ -35,35 +77,35 @@ export function buildSpan(x: Exchange, ctx: SpanContext): ESpan {
   if (x.respSeqUnresolved) (attributes ??= {})["espan.resp_seq"] = "unresolved";
   if (x.respEndUnknown) (attributes ??= {})["espan.response_end"] = "unknown";
   if (req && !req.headComplete) (attributes ??= {})["espan.request_head"] = "truncated";
-  return {
-    span_id: randomId64(),
-    kind: x.kind,
-    req_seq: x.reqSeq,
-    resp_seq: x.respSeq!,
-    start_ns: ctx.toUnixNs(x.reqStartNs).toString(),
-    duration_ns: end > x.reqStartNs ? Number(end - x.reqStartNs) : 0,
-    host: ctx.host,
-    pid: x.pid,
-    tid: x.tid,
-    process_name: ctx.processName,
-    service: ctx.service,
-    src_ip: x.localIp,
-    dst_ip: x.remoteIp,
-    src_port: x.localPort,
-    dst_port: x.remotePort,
-    l7_proto: x.l7,
-    thread_trace_id: x.threadTraceId,
-    operation: req ? `${req.method} ${req.path}` : undefined,
-    http_method: req?.method,
-    http_route: req?.path,
-    http_version: req?.version ?? (status !== undefined ? resp!.version : undefined),
-    http_status_code: status,
-    status: status === undefined ? undefined : status >= (entry ? 500 : 400) ? "error" : "ok",
-    bytes_read: read,
-    bytes_written: written,
-    app_trace_id: app?.app_trace_id,
-    app_parent_id: app?.app_parent_id,
-    app_sampled: app?.app_sampled,
-    attributes,
-  };
+  return new AgentSpan(
+    randomId64(), // span_id
+    x.kind, // kind
+    x.reqSeq, // req_seq
+    x.respSeq!, // resp_seq
+    ctx.toUnixNs(x.reqStartNs).toString(), // start_ns
+    end > x.reqStartNs ? Number(end - x.reqStartNs) : 0, // duration_ns
+    ctx.host, // host
+    x.pid, // pid
+    x.tid, // tid
+    ctx.processName, // process_name
+    ctx.service, // service
+    x.localIp, // src_ip
+    x.remoteIp, // dst_ip
+    x.localPort, // src_port
+    x.remotePort, // dst_port
+    x.l7, // l7_proto
+    x.threadTraceId, // thread_trace_id
+    req ? `${req.method} ${req.path}` : undefined, // operation
+    req?.method, // http_method
+    req?.path, // http_route
+    req?.version ?? (status !== undefined ? resp!.version : undefined), // http_version
+    status, // http_status_code
+    status === undefined ? undefined : status >= (entry ? 500 : 400) ? "error" : "ok", // status
+    read, // bytes_read
+    written, // bytes_written
+    app?.app_trace_id, // app_trace_id
+    app?.app_parent_id, // app_parent_id
+    app?.app_sampled, // app_sampled
+    attributes, // attributes
+  );
 }

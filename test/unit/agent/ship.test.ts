@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ESpan } from "../../../contract/espan.ts";
 import { backoffMs, parseRetryAfter } from "../../../agent/src/ship/retry.ts";
+import { AgentSpan } from "../../../agent/src/assemble/span.ts";
 import { BatchEncoder, classify, createSender } from "../../../agent/src/ship/sender.ts";
 import { Shipper } from "../../../agent/src/ship/shipper.ts";
 import { Spool } from "../../../agent/src/ship/spool.ts";
@@ -58,6 +59,28 @@ describe("batch encoder", () => {
       expect(got.toString("utf8"), `n=${n}`).toBe(JSON.stringify({ spans: batch }));
       expect(JSON.parse(got.toString("utf8")).spans).toEqual(batch);
     }
+  });
+  it("writes the agent's own spans (AgentSpan) exactly as JSON.stringify does, whatever their values", () => {
+    const enc = new BatchEncoder();
+    const texts = ["", "a", "GET /x?y=1", 'q"uote', "back\\slash", "ctl\u0001\n\t", "\u007f", "é", "ü/ß", "\u{1F600}", "\ud800 lone", "x".repeat(5000)];
+    const numbers = [0, 1, 9, 10, 99, 100, 65535, 4294967295, 2 ** 53 - 1, -1, -0, 1.5, 1e21, Number.NaN, Infinity];
+    const pick = <T,>(xs: T[], i: number) => xs[i % xs.length];
+    const batch = Array.from({ length: 300 }, (_, i) => new AgentSpan(
+      (i + 1).toString(16).padStart(16, "0"), i % 2 ? "entry" : "exit", pick(numbers, i), pick(numbers, i + 3), `17000000000000000${i}`,
+      pick(numbers, i + 5), pick(texts, i), pick(numbers, i + 7), i, pick(texts, i + 1), pick(texts, i + 2), "127.0.0.1", "::1",
+      pick(numbers, i + 1), 80, "http", pick([undefined, null, "00000000000000ab"], i), pick([undefined, ...texts], i),
+      pick([undefined, "GET"], i), pick([undefined, ...texts], i + 4), pick([undefined, "1.1", "1.0"], i), pick([undefined, 200, 503], i),
+      pick([undefined, "ok", "error"], i), pick([undefined, ...numbers], i), pick([undefined, 0, 12], i),
+      pick([undefined, "0af7651916cd43dd8448eb211c80319c"], i), pick([undefined, "b7ad6b7169203331"], i), pick([undefined, true, false], i),
+      pick([undefined, { "espan.pipelined_offset": 3 }, { "espan.request_head": "truncated", x: "é" }], i),
+    ));
+    for (const n of [300, 1, 0, 57]) {
+      const some = batch.slice(0, n);
+      expect(enc.encode(some).toString("utf8"), `n=${n}`).toBe(JSON.stringify({ spans: some }));
+    }
+    // mixed with plain objects (spans read back from the spool)
+    const mixed = [...spans(3), ...batch.slice(0, 3)];
+    expect(enc.encode(mixed).toString("utf8")).toBe(JSON.stringify({ spans: mixed }));
   });
 });
 
