@@ -22,8 +22,11 @@ const K = {
   app_parent_id: key("app_parent_id"), app_sampled: key("app_sampled"), attributes: key("attributes"),
 };
 
-/** Bytes a field's value may take at most besides its string's: digits, quotes, literals. */
-const FIELD_SLACK = 64;
+/** Strings up to this long fit in the room a span reserves up front; longer ones reserve more. */
+const SHORT_STRING = 64;
+/** Room reserved before a span: every key, every number and literal at its longest (24
+ * characters: "-1.2345678901234567e+308"), every string field at SHORT_STRING, quotes, braces. */
+const SPAN_BYTES = 2048;
 
 /** A growing byte buffer that JSON values are written into. */
 export class SpanJsonWriter {
@@ -38,10 +41,7 @@ export class SpanJsonWriter {
   /** Raw bytes (punctuation). */
   bytes(b: Uint8Array): void {
     this.reserve(b.length);
-    const buf = this.buf;
-    let n = this.n;
-    for (let i = 0; i < b.length; i++) buf[n++] = b[i];
-    this.n = n;
+    this.copy(b);
   }
 
   /** One span, as JSON.stringify(span) would write it. */
@@ -50,6 +50,7 @@ export class SpanJsonWriter {
       this.stringified(JSON.stringify(s));
       return;
     }
+    this.reserve(SPAN_BYTES);
     this.str(K.span_id, s.span_id);
     this.str(K.kind, s.kind);
     this.num(K.req_seq, s.req_seq);
@@ -79,10 +80,9 @@ export class SpanJsonWriter {
     this.value(K.app_parent_id, s.app_parent_id);
     this.value(K.app_sampled, s.app_sampled);
     if (s.attributes !== undefined) {
-      this.key(K.attributes);
+      this.copy(K.attributes);
       this.stringified(JSON.stringify(s.attributes));
     }
-    this.reserve(1);
     this.buf[this.n++] = 0x7d; // }
   }
 
@@ -101,23 +101,23 @@ export class SpanJsonWriter {
     if (typeof v === "string") this.str(k, v);
     else if (typeof v === "number") this.num(k, v);
     else {
-      this.key(k);
+      this.copy(k);
       this.ascii(v === null ? "null" : v ? "true" : "false");
     }
   }
 
-  private key(k: Uint8Array): void {
-    this.reserve(k.length + FIELD_SLACK);
+  /** Bytes into room already reserved. */
+  private copy(b: Uint8Array): void {
     const buf = this.buf;
     let n = this.n;
-    for (let i = 0; i < k.length; i++) buf[n++] = k[i];
+    for (let i = 0; i < b.length; i++) buf[n++] = b[i];
     this.n = n;
   }
 
   private str(k: Uint8Array, s: string): void {
-    this.key(k);
+    this.copy(k);
     const len = s.length;
-    this.reserve(len + 2);
+    if (len > SHORT_STRING) this.reserve(len + SPAN_BYTES);
     const buf = this.buf;
     const start = this.n;
     let n = start;
@@ -137,26 +137,37 @@ export class SpanJsonWriter {
   }
 
   private num(k: Uint8Array, v: number): void {
-    this.key(k);
-    if (Number.isSafeInteger(v) && v >= 0) {
-      // digits from the right into the room key() reserved (at most 16 for a safe integer)
-      const buf = this.buf;
-      let digits = 1;
-      for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
-      let at = this.n + digits;
-      this.n = at;
-      let x = v;
-      do {
-        const q = Math.floor(x / 10);
-        buf[--at] = 0x30 + (x - q * 10);
-        x = q;
-      } while (x > 0);
-    } else {
-      this.ascii(JSON.stringify(v)); // negative, fractional, NaN (null)
-    }
+    this.copy(k);
+    if (Number.isSafeInteger(v) && v >= 0) this.digits(v);
+    else this.ascii(JSON.stringify(v)); // negative, fractional, NaN (null)
   }
 
-  /** A string of ASCII characters, as is (within the room key() reserved). */
+  /** A safe integer >= 0 in decimal: int32 arithmetic, 8 digits at a time. */
+  private digits(v: number): void {
+    if (v >= 1e8) {
+      const high = Math.floor(v / 1e8);
+      this.digits(high);
+      this.fixedDigits(v - high * 1e8, 8);
+      return;
+    }
+    const x = v | 0;
+    const len = x < 10 ? 1 : x < 100 ? 2 : x < 1000 ? 3 : x < 10000 ? 4 : x < 100000 ? 5 : x < 1000000 ? 6 : x < 10000000 ? 7 : 8;
+    this.fixedDigits(x, len);
+  }
+
+  /** x (< 1e8) as exactly `len` digits, zeros first. */
+  private fixedDigits(x: number, len: number): void {
+    const buf = this.buf;
+    const n = this.n;
+    for (let i = n + len - 1; i >= n; i--) {
+      const q = (x / 10) | 0;
+      buf[i] = 0x30 + x - q * 10;
+      x = q;
+    }
+    this.n = n + len;
+  }
+
+  /** A string of ASCII characters, as is (within the room reserved). */
   private ascii(s: string): void {
     const buf = this.buf;
     let n = this.n;
@@ -164,9 +175,9 @@ export class SpanJsonWriter {
     this.n = n;
   }
 
-  /** JSON text (JSON.stringify's output) as UTF-8. */
+  /** JSON text (JSON.stringify's output) as UTF-8, with room for the rest of a span after it. */
   private stringified(text: string): void {
-    this.reserve(3 * text.length);
+    this.reserve(3 * text.length + SPAN_BYTES);
     this.n += this.buf.write(text, this.n, "utf8");
   }
 }
