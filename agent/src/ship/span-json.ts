@@ -28,11 +28,37 @@ const SHORT_STRING = 64;
  * characters: "-1.2345678901234567e+308"), every string field at SHORT_STRING, quotes, braces. */
 const SPAN_BYTES = 2048;
 
+/**
+ * The bytes of a run of consecutive fields as written for `span`. Most of a span's JSON repeats
+ * from span to span: host .. l7_proto for every span of a connection, operation .. status for
+ * every span of an endpoint. A run whose values are the same (===) as the remembered span's is
+ * one copy of its bytes instead of a field-by-field write (~0.5 µs a span).
+ */
+interface Run {
+  span: AgentSpan;
+  bytes: Uint8Array;
+}
+
+/** Runs remembered per kind, direct-mapped: a collision only costs a rewrite. */
+const RUN_SLOTS = 256;
+
+const sameEndpoint = (a: AgentSpan, b: AgentSpan) =>
+  a.src_port === b.src_port && a.dst_port === b.dst_port && a.tid === b.tid && a.pid === b.pid && a.host === b.host &&
+  a.process_name === b.process_name && a.service === b.service && a.src_ip === b.src_ip && a.dst_ip === b.dst_ip &&
+  a.l7_proto === b.l7_proto;
+
+const sameHttp = (a: AgentSpan, b: AgentSpan) =>
+  a.http_status_code === b.http_status_code && a.http_method === b.http_method && a.http_route === b.http_route &&
+  a.http_version === b.http_version && a.status === b.status && a.operation === b.operation; // a rope: compared last
+
 /** A growing byte buffer that JSON values are written into. */
 export class SpanJsonWriter {
   buf: Buffer;
   /** Bytes written. */
   n = 0;
+  /** Runs of fields that repeat from span to span, by a hash of some of their values. */
+  private readonly endpointRuns: (Run | undefined)[] = new Array<Run | undefined>(RUN_SLOTS).fill(undefined);
+  private readonly httpRuns: (Run | undefined)[] = new Array<Run | undefined>(RUN_SLOTS).fill(undefined);
 
   constructor(initialBytes = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(initialBytes);
@@ -57,23 +83,15 @@ export class SpanJsonWriter {
     this.num(K.resp_seq, s.resp_seq);
     this.str(K.start_ns, s.start_ns);
     this.num(K.duration_ns, s.duration_ns);
-    this.str(K.host, s.host);
-    this.num(K.pid, s.pid);
-    this.num(K.tid, s.tid);
-    this.str(K.process_name, s.process_name);
-    this.str(K.service, s.service);
-    this.str(K.src_ip, s.src_ip);
-    this.str(K.dst_ip, s.dst_ip);
-    this.num(K.src_port, s.src_port);
-    this.num(K.dst_port, s.dst_port);
-    this.str(K.l7_proto, s.l7_proto);
+    const e = (s.src_port * 31 + s.dst_port + s.tid) & (RUN_SLOTS - 1);
+    const endpoint = this.endpointRuns[e];
+    if (endpoint !== undefined && sameEndpoint(endpoint.span, s)) this.run(endpoint.bytes);
+    else this.endpointRuns[e] = this.remembered(s, this.endpoint);
     this.value(K.thread_trace_id, s.thread_trace_id);
-    this.value(K.operation, s.operation);
-    this.value(K.http_method, s.http_method);
-    this.value(K.http_route, s.http_route);
-    this.value(K.http_version, s.http_version);
-    this.value(K.http_status_code, s.http_status_code);
-    this.value(K.status, s.status);
+    const h = ((s.http_status_code ?? 0) + (s.operation?.length ?? 0) * 7) & (RUN_SLOTS - 1);
+    const http = this.httpRuns[h];
+    if (http !== undefined && sameHttp(http.span, s)) this.run(http.bytes);
+    else this.httpRuns[h] = this.remembered(s, this.http);
     this.value(K.bytes_read, s.bytes_read);
     this.value(K.bytes_written, s.bytes_written);
     this.value(K.app_trace_id, s.app_trace_id);
@@ -93,6 +111,44 @@ export class SpanJsonWriter {
     const bigger = Buffer.allocUnsafe(Math.max(need, 2 * this.buf.length));
     this.buf.copy(bigger, 0, 0, this.n);
     this.buf = bigger;
+  }
+
+  /** host .. l7_proto: the same for every span of a connection (on one thread). */
+  private endpoint(s: AgentSpan): void {
+    this.str(K.host, s.host);
+    this.num(K.pid, s.pid);
+    this.num(K.tid, s.tid);
+    this.str(K.process_name, s.process_name);
+    this.str(K.service, s.service);
+    this.str(K.src_ip, s.src_ip);
+    this.str(K.dst_ip, s.dst_ip);
+    this.num(K.src_port, s.src_port);
+    this.num(K.dst_port, s.dst_port);
+    this.str(K.l7_proto, s.l7_proto);
+  }
+
+  /** operation .. status: the same for every span of an endpoint that answers alike. */
+  private http(s: AgentSpan): void {
+    this.value(K.operation, s.operation);
+    this.value(K.http_method, s.http_method);
+    this.value(K.http_route, s.http_route);
+    this.value(K.http_version, s.http_version);
+    this.value(K.http_status_code, s.http_status_code);
+    this.value(K.status, s.status);
+  }
+
+  /** Writes a run of fields and remembers its bytes with the span they came from. */
+  private remembered(s: AgentSpan, write: (this: SpanJsonWriter, s: AgentSpan) => void): Run {
+    const at = this.n;
+    write.call(this, s);
+    return { span: s, bytes: Uint8Array.prototype.slice.call(this.buf, at, this.n) };
+  }
+
+  /** A remembered run's bytes (with room for the rest of the span after them). */
+  private run(bytes: Uint8Array): void {
+    this.reserve(bytes.length + SPAN_BYTES);
+    this.buf.set(bytes, this.n);
+    this.n += bytes.length;
   }
 
   /** A field whose value may be any JSON scalar, or undefined (left out, as JSON.stringify does). */

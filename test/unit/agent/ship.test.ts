@@ -72,12 +72,24 @@ describe("batch encoder", () => {
       pick([undefined, "GET"], i), pick([undefined, ...texts], i + 4), pick([undefined, "1.1", "1.0"], i), pick([undefined, 200, 503], i),
       pick([undefined, "ok", "error"], i), pick([undefined, ...numbers], i), pick([undefined, 0, 12], i),
       pick([undefined, "0af7651916cd43dd8448eb211c80319c"], i), pick([undefined, "b7ad6b7169203331"], i), pick([undefined, true, false], i),
-      pick([undefined, { "espan.pipelined_offset": 3 }, { "espan.request_head": "truncated", x: "é" }], i),
+      pick<Record<string, string | number> | undefined>([undefined, { "espan.pipelined_offset": 3 }, { "espan.request_head": "truncated", x: "é" }], i),
     ));
     for (const n of [300, 1, 0, 57]) {
       const some = batch.slice(0, n);
       expect(enc.encode(some).toString("utf8"), `n=${n}`).toBe(JSON.stringify({ spans: some }));
     }
+    // spans of one connection and endpoint that differ in one field each: what the writer
+    // remembers of one span must never be written for another
+    const base = batch[10];
+    const variants = ["host", "pid", "process_name", "service", "src_ip", "dst_ip", "l7_proto", "operation", "http_method",
+      "http_route", "http_version", "http_status_code", "status"].map((f) => {
+      const v = new AgentSpan(...(Object.values(base) as ConstructorParameters<typeof AgentSpan>));
+      const before = v[f];
+      v[f] = typeof before === "number" ? before + 1 : typeof before === "string" ? `${before}x` : "y";
+      return v;
+    });
+    const alike = [base, ...variants.flatMap((v) => [v, base])];
+    expect(enc.encode(alike).toString("utf8")).toBe(JSON.stringify({ spans: alike }));
     // mixed with plain objects (spans read back from the spool)
     const mixed = [...spans(3), ...batch.slice(0, 3)];
     expect(enc.encode(mixed).toString("utf8")).toBe(JSON.stringify({ spans: mixed }));
