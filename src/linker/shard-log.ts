@@ -5,12 +5,16 @@
  * persist per batch, never per span). Each batch also has a bitmap of its spans that are done
  * (exported or sampled out), in a table beside the log, so a replay never exports a span twice.
  */
+import type { BatchFormat } from "./span-text.ts";
+
 export const LOG_BATCH = 1;
 export const LOG_MESSAGES = 2;
 /** A batch kept as its request body came: a JSON document `{"spans": [...]}`, or NDJSON. */
 export const LOG_BATCH_DOC = 3;
 export const LOG_BATCH_NDJSON = 4;
 export const isBatch = (kind: number): boolean => kind === LOG_BATCH || kind === LOG_BATCH_DOC || kind === LOG_BATCH_NDJSON;
+/** How the text of a batch row of `kind` holds its spans. */
+export const batchFormat = (kind: number): BatchFormat => (kind === LOG_BATCH ? "array" : kind === LOG_BATCH_DOC ? "doc" : "ndjson");
 
 /** Rows stay small: a row holds at most this much span JSON (Cloudflare caps a row at 2 MB). */
 export const MAX_ROW_BYTES = 1 << 20;

@@ -19,8 +19,9 @@ import { STORE_COLUMNS, type StoreRows } from "../store/trace-store.ts";
 import { LinkerEngine, type RawResult } from "./engine.ts";
 import { shardOfTrace } from "./ids.ts";
 import { PeerOutbox } from "./peer-outbox.ts";
-import { isBatch, LOG_BATCH, LOG_BATCH_DOC, LOG_BATCH_NDJSON, MAX_ROW_BYTES, ShardLog } from "./shard-log.ts";
+import { batchFormat, isBatch, LOG_BATCH, LOG_BATCH_DOC, LOG_BATCH_NDJSON, MAX_ROW_BYTES, ShardLog } from "./shard-log.ts";
 import { SpanBodies, type HeldBatch } from "./span-bodies.ts";
+import { encodeSpans, joinSpans, locateSpans, type BatchText } from "./span-text.ts";
 
 export type IngestAnswer =
   | { accepted: number }
@@ -48,6 +49,8 @@ interface ExportItem {
   batch: HeldBatch;
   index: number;
   result: RawResult;
+  /** The span, parsed again from its text when its export step takes it. */
+  span?: ESpan;
   /** In the trace store already (an export retried after a collector failure skips the store). */
   stored: boolean;
 }
@@ -148,9 +151,10 @@ export class LinkerShard extends DurableObject<Env> {
 
   /** Logs spans (as `text` of `kind` when given, else as JSON arrays of at most MAX_ROW_BYTES), then applies them. */
   private accept_(spans: ESpan[], text: string | undefined, kind: number, arrivalMs: number): void {
-    for (const part of text !== undefined ? [{ spans, json: text }] : rows(spans)) {
-      const seq = this.log.appendBatch(arrivalMs, part.json, part.spans.length, text !== undefined ? kind : LOG_BATCH);
-      this.apply({ seq, at: arrivalMs, spans: part.spans, done: new Uint8Array(Math.ceil(part.spans.length / 8)) });
+    const parts = text !== undefined ? [{ spans, body: bodyOf(text, kind, spans) }] : rows(spans);
+    for (const part of parts) {
+      const seq = this.log.appendBatch(arrivalMs, part.body.text, part.spans.length, text !== undefined ? kind : LOG_BATCH);
+      this.apply({ seq, at: arrivalMs, spans: part.spans, body: part.body, done: new Uint8Array(Math.ceil(part.spans.length / 8)) });
     }
     this.afterWork();
   }
@@ -227,7 +231,8 @@ export class LinkerShard extends DurableObject<Env> {
       if (isBatch(row.kind)) {
         const text = row.body as string;
         const spans = row.kind === LOG_BATCH ? (JSON.parse(text) as ESpan[]) : spansOfText(text, row.kind === LOG_BATCH_NDJSON);
-        this.apply({ seq: row.seq, at: row.at, spans, done: new Uint8Array(row.done ?? new ArrayBuffer(Math.ceil(row.n / 8))) });
+        const done = new Uint8Array(row.done ?? new ArrayBuffer(Math.ceil(row.n / 8)));
+        this.apply({ seq: row.seq, at: row.at, spans, body: bodyOf(text, row.kind, spans), done });
       } else {
         this.applyMessages(row.at, new Uint8Array(row.body as ArrayBuffer));
       }
@@ -236,8 +241,9 @@ export class LinkerShard extends DurableObject<Env> {
     this.afterWork();
   }
 
-  private apply(b: { seq: number; at: number; spans: ESpan[]; done: Uint8Array }): void {
-    const refs = this.bodies.add(b.seq, b.spans, b.done);
+  /** A logged batch into the engine; its spans are held as `body` (their objects are not kept). */
+  private apply(b: { seq: number; at: number; spans: ESpan[]; body: BatchText; done: Uint8Array }): void {
+    const refs = this.bodies.add(b.seq, b.body, b.done);
     this.engine!.tick(b.at);
     this.engine!.ingest(b.spans, b.at, refs);
     this.handleOutput();
@@ -336,6 +342,7 @@ export class LinkerShard extends DurableObject<Env> {
   private async exportStep(taken: ExportItem[]): Promise<void> {
     // A span decided twice (it should not be) is exported once: its body is gone once done.
     const items = taken.filter((it) => !this.bodies.isDone(it.batch, it.index));
+    for (const it of items) it.span ??= this.bodies.span(it.batch, it.index);
     try {
       await this.storeSpans(items.filter((it) => !it.stored));
       for (const it of items) it.stored = true;
@@ -374,7 +381,7 @@ export class LinkerShard extends DurableObject<Env> {
     let lastTrace = "";
     let rows: StoreRows = [];
     for (const it of items) {
-      const span = it.batch.spans![it.index]!; // not done yet: still held
+      const span = it.span!;
       const { traceId, parentId } = it.result;
       // Spans of a trace come together: its store shard (a BigInt hash) is worked out once per run.
       if (traceId !== lastTrace) {
@@ -384,7 +391,8 @@ export class LinkerShard extends DurableObject<Env> {
         if (!p) parts.set(i, (p = []));
         rows = p;
       }
-      rows.push(traceId, it.result.spanId, parentId, span.service, startMs(span.start_ns), span.operation ?? "", linkedJson(span, it.result));
+      const json = linkedJson(span, it.result, this.bodies.text(it.batch, it.index));
+      rows.push(traceId, it.result.spanId, parentId, span.service, startMs(span.start_ns), span.operation ?? "", json);
     }
     void STORE_COLUMNS; // the order pushed above
     await Promise.all([...parts].map(([i, p]) => this.env.TRACE_STORE.get(this.env.TRACE_STORE.idFromName(storeName(i))).putSpans(p)));
@@ -413,19 +421,19 @@ export class LinkerShard extends DurableObject<Env> {
 }
 
 function exportSpan(it: ExportItem): ExportSpan {
-  return { span: it.batch.spans![it.index]!, traceId: it.result.traceId, parentId: it.result.parentId };
+  return { span: it.span!, traceId: it.result.traceId, parentId: it.result.parentId };
 }
 
 /**
  * The linked span's JSON (what the store keeps and /api serves): `{trace_id, ...span, parent_id}`.
- * Built around the span's own JSON; the linker's ids win over any fields of those names.
+ * Built around the span's own JSON (`own`: its text, an object, which parses to `span`); the
+ * linker's ids win over any fields of those names.
  */
-export function linkedJson(span: ESpan, r: { traceId: string; spanId: string; parentId: string }): string {
+export function linkedJson(span: ESpan, r: { traceId: string; spanId: string; parentId: string }, own = JSON.stringify(span)): string {
   if (span.trace_id !== undefined || span.parent_id !== undefined || span.span_id !== r.spanId) {
     return JSON.stringify({ ...span, trace_id: r.traceId, span_id: r.spanId, parent_id: r.parentId });
   }
-  const own = JSON.stringify(span);
-  return `{"trace_id":"${r.traceId}",${own.slice(1, -1)},"parent_id":"${r.parentId}"}`;
+  return `{"trace_id":"${r.traceId}",${own.trim().slice(1, -1)},"parent_id":"${r.parentId}"}`;
 }
 
 /** Unix ms of a decimal unix-ns string (validated: digits only). */
@@ -433,15 +441,20 @@ export function startMs(startNs: string): number {
   return startNs.length > 6 ? Number(startNs.slice(0, -6)) : 0;
 }
 
+/** A logged batch's spans located in its text (which they were parsed from), or encoded again should that fail. */
+function bodyOf(text: string, kind: number, spans: ESpan[]): BatchText {
+  return locateSpans(text, batchFormat(kind), spans.length) ?? encodeSpans(spans);
+}
+
 /** Spans cut into log rows of at most MAX_ROW_BYTES of JSON each (each span encoded once). */
-function* rows(spans: ESpan[]): Generator<{ spans: ESpan[]; json: string }> {
+function* rows(spans: ESpan[]): Generator<{ spans: ESpan[]; body: BatchText }> {
   let part: ESpan[] = [];
   let texts: string[] = [];
   let bytes = 0;
   for (const s of spans) {
     const text = JSON.stringify(s);
     if (part.length > 0 && bytes + text.length > MAX_ROW_BYTES) {
-      yield { spans: part, json: `[${texts.join(",")}]` };
+      yield { spans: part, body: joinSpans(texts) };
       part = [];
       texts = [];
       bytes = 0;
@@ -450,5 +463,5 @@ function* rows(spans: ESpan[]): Generator<{ spans: ESpan[]; json: string }> {
     texts.push(text);
     bytes += text.length + 1;
   }
-  if (part.length > 0) yield { spans: part, json: `[${texts.join(",")}]` };
+  if (part.length > 0) yield { spans: part, body: joinSpans(texts) };
 }

@@ -1,18 +1,23 @@
 /**
  * The bodies of a shard's spans, from their acceptance until they are done (exported or sampled
  * out): the engine knows a span by a number (its ref), this maps the number back to the eSpan
- * and to the done bit of its batch's log row.
+ * and to the done bit of its batch's log row. A batch is held as its text (span-text.ts: one
+ * string, not thousands of objects for the garbage collector to trace); a span is parsed again
+ * when it is exported.
  */
 import type { ESpan } from "../../contract/espan.ts";
+import { compactSpans, type BatchText } from "./span-text.ts";
 
 export interface HeldBatch {
   seq: number;
   firstRef: number;
   count: number;
-  /** null once every span is done; before that, a done span's slot is emptied (read only slots not done). */
-  spans: ESpan[] | null;
+  /** The batch's spans as text; null once every span is done (read only spans not done). */
+  body: BatchText | null;
   done: Uint8Array;
   remaining: number;
+  /** The body is compacted once `remaining` falls to a quarter of this (then this becomes `remaining`). */
+  compactFrom: number;
   dirty: boolean;
 }
 
@@ -23,15 +28,27 @@ export class SpanBodies {
   private nextRef = 0;
 
   /** Registers a logged batch; returns the refs of its spans (consecutive). */
-  add(seq: number, spans: ESpan[], done: Uint8Array): number[] {
+  add(seq: number, body: BatchText, done: Uint8Array): number[] {
+    const count = body.bounds.length / 2;
     const firstRef = this.nextRef;
-    this.nextRef += spans.length;
+    this.nextRef += count;
     let remaining = 0;
-    for (let i = 0; i < spans.length; i++) if (!bit(done, i)) remaining++;
-    const b: HeldBatch = { seq, firstRef, count: spans.length, spans: remaining > 0 ? spans : null, done, remaining, dirty: false };
+    for (let i = 0; i < count; i++) if (!bit(done, i)) remaining++;
+    const b: HeldBatch = { seq, firstRef, count, body: remaining > 0 ? body : null, done, remaining, compactFrom: count, dirty: false };
     this.batches.push(b);
     this.bySeq.set(seq, b);
-    return Array.from({ length: spans.length }, (_, i) => firstRef + i);
+    return Array.from({ length: count }, (_, i) => firstRef + i);
+  }
+
+  /** A span's JSON (as it came, or as encoded when it had to be); the span must not be done. */
+  text(batch: HeldBatch, index: number): string {
+    const { text, bounds } = batch.body!;
+    return text.slice(bounds[2 * index], bounds[2 * index + 1]);
+  }
+
+  /** A span (parsed from its text: spans are held as text); the span must not be done. */
+  span(batch: HeldBatch, index: number): ESpan {
+    return JSON.parse(this.text(batch, index)) as ESpan;
   }
 
   /** The batch and index of a ref, or undefined when that batch was dropped. */
@@ -58,9 +75,13 @@ export class SpanBodies {
     batch.done[index >> 3] |= 1 << (index & 7);
     batch.dirty = true;
     this.dirty.add(batch);
-    // Released one by one: a batch with one span waiting out the window holds only that one.
-    if (--batch.remaining === 0) batch.spans = null;
-    else (batch.spans as (ESpan | undefined)[])[index] = undefined;
+    if (--batch.remaining === 0) batch.body = null;
+    else if (batch.remaining <= batch.compactFrom >> 2) {
+      // Most of the batch is done (client-rooted traces settle in seconds, the rest waits out the
+      // window): the text of what remains, without the rest.
+      batch.body = compactSpans(batch.body!, (i) => !bit(batch.done, i));
+      batch.compactFrom = batch.remaining;
+    }
   }
 
   /** Batches whose done bits changed since the last call (kept in a set: this runs after every

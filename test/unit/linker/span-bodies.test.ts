@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { ESpan } from "../../../contract/espan.ts";
 import { SpanBodies } from "../../../src/linker/span-bodies.ts";
+import { encodeSpans } from "../../../src/linker/span-text.ts";
 
-const spans = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ span_id: `${tag}${i}` }) as unknown as ESpan);
+const spans = (n: number, tag: string) => encodeSpans(Array.from({ length: n }, (_, i) => ({ span_id: `${tag}${i}` }) as unknown as ESpan));
 
 describe("span bodies by ref", () => {
   it("finds each span of consecutive batches whose sizes are not multiples of 8", () => {
@@ -13,7 +14,7 @@ describe("span bodies by ref", () => {
     for (const [refs, tag] of [[r1, "a"], [r2, "b"], [r3, "c"]] as const) {
       refs.forEach((ref, i) => {
         const f = b.find(ref)!;
-        expect(f.batch.spans![f.index].span_id).toBe(`${tag}${i}`);
+        expect(b.span(f.batch, f.index).span_id).toBe(`${tag}${i}`);
       });
     }
     expect(b.find(17)).toBeUndefined();
@@ -27,9 +28,22 @@ describe("span bodies by ref", () => {
     const f = b.find(refs[1])!;
     expect(b.isDone(f.batch, 0)).toBe(true);
     b.markDone(f.batch, 1);
-    expect(f.batch.spans).toBeNull();
+    expect(f.batch.body).toBeNull();
     expect(b.fullyDone(7)).toBe(true);
     expect(b.takeDirty().map((x) => x.seq)).toEqual([7]);
     expect(b.takeDirty()).toEqual([]);
+  });
+
+  it("keeps only the text of the spans not done once most of a batch is done", () => {
+    const b = new SpanBodies();
+    const refs = b.add(1, spans(100, "s"), new Uint8Array(13));
+    const whole = b.find(refs[0])!.batch.body!.text.length;
+    const keep = new Set([3, 50, 99]);
+    for (let i = 0; i < 100; i++) if (!keep.has(i)) b.markDone(b.find(refs[i])!.batch, i);
+    const batch = b.find(refs[3])!.batch;
+    expect(batch.body!.text.length).toBeLessThan(whole / 10);
+    for (const i of keep) expect(b.span(batch, i).span_id).toBe(`s${i}`);
+    b.markDone(batch, 50);
+    expect(b.span(batch, 99).span_id).toBe("s99");
   });
 });
