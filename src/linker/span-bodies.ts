@@ -1,19 +1,18 @@
 /**
  * The bodies of a shard's spans, from their acceptance until they are done (exported or sampled
  * out): the engine knows a span by a number (its ref), this maps the number back to the eSpan
- * and to the done bit of its batch's log row. A batch is held as its text (span-text.ts: one
- * string, not thousands of objects for the garbage collector to trace); a span is parsed again
- * when it is exported.
+ * and to the done bit of its batch's log row. A batch is held as UTF-8 bytes in an arena
+ * (span-text.ts says why); a span is parsed again when it is exported.
  */
 import type { ESpan } from "../../contract/espan.ts";
-import { compactSpans, type BatchText } from "./span-text.ts";
+import { ByteArena, locateSpans, spansText, spanText, type BatchBytes, type BatchFormat } from "./span-text.ts";
 
 export interface HeldBatch {
   seq: number;
   firstRef: number;
   count: number;
-  /** The batch's spans as text; null once every span is done (read only spans not done). */
-  body: BatchText | null;
+  /** The batch's spans as bytes; null once every span is done (read only spans not done). */
+  body: BatchBytes | null;
   done: Uint8Array;
   remaining: number;
   /** The body is compacted once `remaining` falls to a quarter of this (then this becomes `remaining`). */
@@ -25,11 +24,16 @@ export class SpanBodies {
   private readonly batches: HeldBatch[] = []; // in ref order
   private readonly bySeq = new Map<number, HeldBatch>();
   private readonly dirty = new Set<HeldBatch>();
+  private readonly arena = new ByteArena();
   private nextRef = 0;
 
-  /** Registers a logged batch; returns the refs of its spans (consecutive). */
-  add(seq: number, body: BatchText, done: Uint8Array): number[] {
-    const count = body.bounds.length / 2;
+  /**
+   * Registers a logged batch: its `spans`, parsed from `text` (of `format`; bytes are its UTF-8,
+   * held as they are, so the caller must not change them); returns their refs (consecutive).
+   */
+  add(seq: number, text: string | Uint8Array, format: BatchFormat, spans: readonly ESpan[], done: Uint8Array): number[] {
+    const count = spans.length;
+    const body = this.hold(text, format, spans);
     const firstRef = this.nextRef;
     this.nextRef += count;
     let remaining = 0;
@@ -40,10 +44,18 @@ export class SpanBodies {
     return Array.from({ length: count }, (_, i) => firstRef + i);
   }
 
+  /** The spans' bytes, located in their text (or in a text of their own, should that fail). */
+  private hold(text: string | Uint8Array, format: BatchFormat, spans: readonly ESpan[]): BatchBytes {
+    const bytes = typeof text === "string" ? this.arena.encode(text) : text;
+    const bounds = locateSpans(bytes, format, spans.length);
+    if (bounds) return { bytes, bounds };
+    const own = this.arena.encode(spansText(spans));
+    return { bytes: own, bounds: locateSpans(own, "array", spans.length)! };
+  }
+
   /** A span's JSON (as it came, or as encoded when it had to be); the span must not be done. */
   text(batch: HeldBatch, index: number): string {
-    const { text, bounds } = batch.body!;
-    return text.slice(bounds[2 * index], bounds[2 * index + 1]);
+    return spanText(batch.body!, index);
   }
 
   /** A span (parsed from its text: spans are held as text); the span must not be done. */
@@ -79,7 +91,7 @@ export class SpanBodies {
     else if (batch.remaining <= batch.compactFrom >> 2) {
       // Most of the batch is done (client-rooted traces settle in seconds, the rest waits out the
       // window): the text of what remains, without the rest.
-      batch.body = compactSpans(batch.body!, (i) => !bit(batch.done, i));
+      batch.body = this.arena.compact(batch.body!, (i) => !bit(batch.done, i));
       batch.compactFrom = batch.remaining;
     }
   }
