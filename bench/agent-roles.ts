@@ -35,6 +35,8 @@ export interface RoleArgs {
   selectVar?: string;
   strategy?: Strategy | "auto";
   captureOnly?: boolean;
+  /** agent: the ring-buffer drain period (ms); undefined: the pipeline's default. */
+  drainMs?: number;
 }
 
 export function runRole(role: Role, a: RoleArgs): void {
@@ -42,7 +44,7 @@ export function runRole(role: Role, a: RoleArgs): void {
   if (role === "sink") return sinkRole();
   if (role === "client") return void clientRole(a.port!, a.connections!, a.seconds!);
   if (a.captureOnly) return captureOnlyRole(a.strategy ?? "auto");
-  return agentRole(a.sink!, a.selectVar!, a.strategy ?? "auto");
+  return agentRole(a.sink!, a.selectVar!, a.strategy ?? "auto", a.drainMs);
 }
 
 function listen(server: http.Server): void {
@@ -233,7 +235,7 @@ function captureOnlyRole(strategy: Strategy | "auto"): void {
   process.send!({ kind: "ready", strategy: cap.strategy(), startMs: performance.now() - t0 } satisfies AgentReply);
 }
 
-function agentRole(sink: string, selectVar: string, strategy: Strategy | "auto"): void {
+function agentRole(sink: string, selectVar: string, strategy: Strategy | "auto", drainMs: number | undefined): void {
   const send = (m: AgentReply) => process.send!(m);
   const t0 = performance.now();
   let agent: Agent;
@@ -241,7 +243,7 @@ function agentRole(sink: string, selectVar: string, strategy: Strategy | "auto")
     const { config } = loadConfig({
       flags: { trace_server: sink, trace_env_list: [selectVar], spool_dir: "", status_interval: 0, host_name: "bench" },
     });
-    agent = startAgent({ config, capture: { strategy }, log: (l) => process.stderr.write(`bench agent: ${l}\n`) });
+    agent = startAgent({ config, capture: { strategy }, drainMs, log: (l) => process.stderr.write(`bench agent: ${l}\n`) });
     agent.capture.setRunStats(true);
   } catch (e) {
     process.send!({ kind: "error", message: (e as Error).message } satisfies AgentReply, undefined, undefined, () => process.exit(1));

@@ -22,6 +22,8 @@
  *                            [--agent-profile DIR]   (a V8 CPU profile of each agent process)
  *                            [--server-work US]      (the server does ~US µs of JSON work per
  *                                                     request; default 0: hello world)
+ *                            [--drain-ms MS]         (the agent's ring-buffer drain period; default:
+ *                                                     the pipeline's)
  */
 import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
@@ -48,6 +50,8 @@ const { values: args } = parseArgs({
     "agent-profile": { type: "string" },
     /** µs of JSON work the server does per request (0: hello world). */
     "server-work": { type: "string", default: "0" },
+    /** The agent's drain period (ms); default: the pipeline's own. */
+    "drain-ms": { type: "string" },
     // internal: the benchmark's own child processes
     role: { type: "string" },
     port: { type: "string" },
@@ -148,7 +152,8 @@ class AgentProcess {
 
   static start(sink: string, strategy: string, captureOnly: boolean): Promise<{ agent: AgentProcess; strategy: string; startMs: number }> {
     const profile = args["agent-profile"];
-    const argv = ["--role", "agent", "--sink", sink, "--select-var", SELECT_VAR, "--strategy", strategy, ...(captureOnly ? ["--capture-only-role"] : [])];
+    const argv = ["--role", "agent", "--sink", sink, "--select-var", SELECT_VAR, "--strategy", strategy, ...(captureOnly ? ["--capture-only-role"] : []),
+      ...(args["drain-ms"] ? ["--drain-ms", args["drain-ms"]] : [])];
     const child = fork(SELF, argv, {
       stdio: ["ignore", "ignore", "inherit", "ipc"],
       execArgv: profile ? ["--cpu-prof", "--cpu-prof-dir", profile] : [],
@@ -471,6 +476,7 @@ if (args.role) {
   runRole(args.role as Role, {
     port: Number(args.port), connections: Number(args.connections), seconds: Number(args.seconds), serverWorkUs: Number(args["server-work"]),
     sink: args.sink, selectVar: args["select-var"], strategy: args.strategy as Strategy | "auto", captureOnly: args["capture-only-role"],
+    drainMs: args["drain-ms"] ? Number(args["drain-ms"]) : undefined,
   });
 } else {
   main().catch((e) => {

@@ -103,9 +103,13 @@ export interface Capture {
   setEveryChunk(on: boolean): void;
   setRunStats(on: boolean): void;
   /** Drain the ring buffer from Node's loop: on a kernel wake-up (epoll fd) and every flushMs
-   * (default 10). Keeps the process alive until stop(). */
+   * (default 10). Socket records are held back until 256 KiB or 100 ms of them have come (a
+   * call into JS per few records costs more than the records); a process record (exec, fork,
+   * exit) is handed over at the next drain with everything before it. Keeps the process alive
+   * until stop(). */
   start(callback: BatchCallback, flushMs?: number): void;
-  /** Drain now, synchronously, through the started callback. Returns the records delivered. */
+  /** Drain now, synchronously, through the started callback, held records included. Returns
+   * the records delivered. */
   flush(): number;
   stop(): void;
   stats(): CaptureStats;

@@ -30,7 +30,7 @@ export interface AgentOptions {
   capture?: Pick<OpenOptions, "strategy" | "ringBytes" | "wakeupBytes">;
   /** Replaces the HTTP sender (tests). */
   sender?: Sender;
-  /** Drain period of the ring buffer, ms. */
+  /** Drain period of the ring buffer, ms (default DRAIN_MS). */
   drainMs?: number;
 }
 
@@ -56,6 +56,15 @@ export interface Agent {
 }
 
 const SWEEP_MS = 1000;
+/**
+ * The ring buffer is drained when the kernel wakes the agent (wakeupBytes pending, 256 KB by
+ * default: a busy host) and at least this often. Short, because a process is selected only
+ * once its exec record is read: a short-lived one (curl) must not be done talking by then
+ * (at 100 ms, the agent-ingest e2e test lost a few curl spans). Socket records are held back
+ * by the addon until 256 KiB or 100 ms of them have come, so a short period does not mean a
+ * call into JS for a few records (agent/native/src/addon.cc).
+ */
+const DRAIN_MS = 10;
 
 export function startAgent(opts: AgentOptions): Agent {
   const { config } = opts;
@@ -135,7 +144,7 @@ export function startAgent(opts: AgentOptions): Agent {
         decodeErrors++;
         log(`decode: ${(e as Error).message}`);
       }
-    }, opts.drainMs ?? 10);
+    }, opts.drainMs ?? DRAIN_MS);
     // After attach: a process exec'd during the scan is seen by the scan or by its exec record.
     directory.start();
   } catch (e) {
@@ -150,7 +159,12 @@ export function startAgent(opts: AgentOptions): Agent {
       assembler.sweep(clock.nowMono());
       directory.sweep();
     });
-  const sweeper = setInterval(sweep, SWEEP_MS);
+  // Records not handed over yet (in the ring, or held by the addon for up to 100 ms) would make
+  // their connections look idle: the sweep sees them first.
+  const sweeper = setInterval(() => {
+    guarded("drain", () => void cap.flush());
+    sweep();
+  }, SWEEP_MS);
   sweeper.unref();
 
   let stopped = false;

@@ -49,6 +49,7 @@ struct espan_loader {
 	size_t arena_size;
 	size_t used;
 	uint32_t count;
+	bool process_records; /* an exec, fork or exit record was copied by this drain */
 	uint64_t records, batches, arena_full;
 };
 
@@ -216,6 +217,9 @@ static int on_sample(void *ctx, void *data, size_t size)
 	memset(p + ESPAN_FRAME_HDR + size, 0, frame - ESPAN_FRAME_HDR - size);
 	l->used += frame;
 	l->count++;
+	uint8_t kind = ((const struct espan_record *)data)->kind;
+	if (kind == ESPAN_KIND_EXEC || kind == ESPAN_KIND_FORK || kind == ESPAN_KIND_EXIT)
+		l->process_records = true;
 	/* libbpf 1.1 advances the consumer past a sample before its callback's error stops the
 	 * loop, so stop only after this record was copied. */
 	return l->used + MAX_FRAME > l->arena_size ? -ENOSPC : 0;
@@ -491,17 +495,24 @@ int espan_poll_fd(const struct espan_loader *l)
 }
 
 int espan_drain(struct espan_loader *l, uint8_t *arena, size_t arena_size, size_t *used,
-		uint32_t *count)
+		uint32_t *count, bool *process_records)
 {
 	if (arena_size < MAX_FRAME)
 		return -EINVAL;
+	*process_records = false;
+	if (*used + MAX_FRAME > arena_size) {
+		l->arena_full++;
+		return 1; /* no room for the largest record: hand the arena over first */
+	}
 	l->arena = arena;
 	l->arena_size = arena_size;
-	l->used = 0;
+	l->used = *used;
 	l->count = 0;
+	l->process_records = false;
 	int n = ring_buffer__consume(l->rb);
 	*used = l->used;
-	*count = l->count;
+	*count += l->count;
+	*process_records = l->process_records;
 	l->records += l->count;
 	if (l->count)
 		l->batches++;

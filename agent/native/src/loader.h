@@ -39,7 +39,7 @@ struct espan_error {
 
 /* Totals since open. */
 struct espan_stats {
-	uint64_t records;      /* records copied into arenas */
+	uint64_t records;      /* records copied into arenas (handed to JS then, or held a while) */
 	uint64_t batches;      /* drains that returned at least one record */
 	uint64_t arena_full;   /* drains cut short because the arena was full */
 	uint64_t drops;        /* kernel: ring buffer full, record lost */
@@ -85,11 +85,13 @@ int espan_set_run_stats(struct espan_loader *l, bool on);
 /* The ring buffer's epoll fd: readable when a wake-up was sent. */
 int espan_poll_fd(const struct espan_loader *l);
 
-/* Copies pending records into arena (framed as above) until the ring is empty or the arena
- * is nearly full. Returns 1 when it stopped because the arena filled (call again), 0 when the
- * ring is drained, -errno on error. *used and *count say what was written. */
+/* Appends pending records to arena (framed as above), after the *used bytes and *count
+ * records already there, until the ring is empty or the arena is nearly full. Returns 1 when
+ * it stopped because the arena filled (hand it over, then call again), 0 when the ring is
+ * drained, -errno on error. *used and *count grow by what was written; *process_records says
+ * whether an exec, fork or exit record was among it. */
 int espan_drain(struct espan_loader *l, uint8_t *arena, size_t arena_size, size_t *used,
-		uint32_t *count);
+		uint32_t *count, bool *process_records);
 
 int espan_read_stats(struct espan_loader *l, struct espan_stats *out);
 /* Programs that are loaded; fills up to max entries, returns how many. */
