@@ -74,7 +74,7 @@ const MAINTENANCE_AGAIN_MS = 500;
 export class LinkerShard extends DurableObject<Env> {
   private readonly cfg: WorkerConfig;
   private readonly log: ShardLog;
-  private readonly bodies = new SpanBodies();
+  private readonly bodies = new SpanBodies((bytes, format, n) => this.engine!.locateSpans(bytes, format, n));
   private readonly outbox: PeerOutbox;
   private readonly exporter?: OtlpExporter;
   private engine?: LinkerEngine;

@@ -5,7 +5,7 @@
  * (span-text.ts says why); a span is parsed again when it is exported.
  */
 import type { ESpan } from "../../contract/espan.ts";
-import { ByteArena, locateSpans, spansText, spanText, type BatchBytes, type BatchFormat } from "./span-text.ts";
+import { ByteArena, spansText, spanText, type BatchBytes, type BatchFormat, type SpanLocator } from "./span-text.ts";
 
 export interface HeldBatch {
   seq: number;
@@ -27,6 +27,8 @@ export class SpanBodies {
   private readonly arena = new ByteArena();
   private nextRef = 0;
 
+  constructor(private readonly locate: SpanLocator) {}
+
   /**
    * Registers a logged batch: its `spans`, parsed from `text` (of `format`; bytes are its UTF-8,
    * held as they are, so the caller must not change them); returns their refs (consecutive).
@@ -47,10 +49,10 @@ export class SpanBodies {
   /** The spans' bytes, located in their text (or in a text of their own, should that fail). */
   private hold(text: string | Uint8Array, format: BatchFormat, spans: readonly ESpan[]): BatchBytes {
     const bytes = typeof text === "string" ? this.arena.encode(text) : text;
-    const bounds = locateSpans(bytes, format, spans.length);
+    const bounds = this.locate(bytes, format, spans.length);
     if (bounds) return { bytes, bounds };
     const own = this.arena.encode(spansText(spans));
-    return { bytes: own, bounds: locateSpans(own, "array", spans.length)! };
+    return { bytes: own, bounds: this.locate(own, "array", spans.length)! };
   }
 
   /** A span's JSON (as it came, or as encoded when it had to be); the span must not be done. */

@@ -1,7 +1,7 @@
 /**
- * A batch's spans held as UTF-8 bytes plus the [start, end) of each span's JSON in them, so a
- * shard can hold a batch without holding eSpan objects or big strings. Held spans wait up to a
- * window (20 s by default: a million of them at 50k spans/s). As objects, about 13 heap objects
+ * A batch's spans held as UTF-8 bytes plus the [start, end) of each span's JSON in them (found
+ * by the engine's scan, assembly/span-text.ts), so that a shard holds a batch without holding
+ * eSpan objects or big strings. Held spans wait up to a window (20 s by default: a million of them at 50k spans/s). As objects, about 13 heap objects
  * each, the garbage collector traced them all (9.4% of workerd's time under load, pauses of
  * 100 ms and more: the ingest's ack p99). As one string per batch, V8 kept them in its large
  * object space, which made every later large allocation (each request body's decoding) five
@@ -90,108 +90,7 @@ export function spansText(spans: readonly ESpan[]): string {
 }
 
 /**
- * The spans of `bytes` located: `n` of them, in order, or undefined when it does not hold
- * exactly `n` (it always should: its text was parsed into these `n` spans).
- * - "array": a JSON array of span objects (`[{...},{...}]`);
- * - "doc": a JSON object whose (last) "spans" key is such an array (`{"spans":[...]}`);
- * - "ndjson": one span per non-blank line.
+ * Finds the [start, end) of each of `n` spans in a batch's bytes (as pairs), or answers
+ * undefined when they do not hold exactly `n`: the engine's scan (assembly/span-text.ts).
  */
-export function locateSpans(bytes: Uint8Array, format: BatchFormat, n: number): Uint32Array | undefined {
-  const bounds = new Uint32Array(2 * n);
-  const found = format === "ndjson" ? scanLines(bytes, bounds) : scanJson(bytes, format === "doc", bounds);
-  return found === n ? bounds : undefined;
-}
-
-const QUOTE = 0x22, BACKSLASH = 0x5c, COLON = 0x3a, NEWLINE = 0x0a, SPACE = 0x20;
-/** "spans" in UTF-8. */
-const SPANS_KEY = [0x73, 0x70, 0x61, 0x6e, 0x73];
-// Byte classes, so that the scan does one table load per byte (a third faster than comparisons).
-const PLAIN = 0, STRING = 1, OPEN = 2, CLOSE = 3;
-const STRUCTURE = new Uint8Array(256);
-STRUCTURE[QUOTE] = STRING;
-STRUCTURE[0x7b] = STRUCTURE[0x5b] = OPEN; // { [
-STRUCTURE[0x7d] = STRUCTURE[0x5d] = CLOSE; // } ]
-const END_QUOTE = 1, ESCAPE = 2;
-const IN_STRING = new Uint8Array(256);
-IN_STRING[QUOTE] = END_QUOTE;
-IN_STRING[BACKSLASH] = ESCAPE;
-const isObjectByte = (c: number): boolean => c === 0x7b || c === 0x7d;
-
-/** Non-blank lines as spans; returns how many there are (bounds filled up to its size). */
-function scanLines(bytes: Uint8Array, bounds: Uint32Array): number {
-  let found = 0;
-  let start = 0;
-  while (start < bytes.length) {
-    let end = bytes.indexOf(NEWLINE, start);
-    if (end < 0) end = bytes.length;
-    let blank = true;
-    for (let i = start; i < end && blank; i++) if (bytes[i] > SPACE) blank = false;
-    if (!blank) {
-      if (2 * found + 1 < bounds.length) {
-        bounds[2 * found] = start;
-        bounds[2 * found + 1] = end;
-      }
-      found++;
-    }
-    start = end + 1;
-  }
-  return found;
-}
-
-/**
- * The objects that are elements of the spans array: in "array" format the top-level array, in
- * "doc" format the value of the top-level object's "spans" key (the last one, as JSON.parse
- * keeps). Strings are skipped whole (escapes included); depth counts braces and brackets.
- * Returns how many there are, or -1 when the keys are beyond this scan (an escaped key).
- */
-function scanJson(bytes: Uint8Array, doc: boolean, bounds: Uint32Array): number {
-  const len = bytes.length;
-  let found = 0;
-  let depth = 0;
-  /** The depth inside the spans array (its elements open at this depth), or -1 outside it. */
-  let arrayDepth = -1;
-  let lastKeyIsSpans = false;
-  for (let i = 0; i < len; i++) {
-    const c = bytes[i];
-    const kind = STRUCTURE[c];
-    if (kind === PLAIN) continue;
-    if (kind === STRING) {
-      const open = i;
-      for (i++; i < len; i++) {
-        const k = IN_STRING[bytes[i]];
-        if (k === PLAIN) continue;
-        if (k === END_QUOTE) break;
-        i++; // an escape: skip the escaped byte
-      }
-      // A key of the top-level object: a string followed by a colon, at depth 1.
-      if (doc && depth === 1) {
-        let j = i + 1;
-        while (j < len && bytes[j] <= SPACE) j++;
-        if (bytes[j] === COLON) {
-          // An escaped key could be "spans" to JSON.parse and not to this scan: not located.
-          if (bytes.subarray(open, i).includes(BACKSLASH)) return -1;
-          lastKeyIsSpans = isSpansKey(bytes, open + 1, i);
-        }
-      }
-    } else if (kind === OPEN) {
-      if (!isObjectByte(c) && arrayDepth < 0 && (doc ? depth === 1 && lastKeyIsSpans : depth === 0)) {
-        arrayDepth = depth + 1;
-        found = 0; // a later "spans" key wins
-      } else if (isObjectByte(c) && depth === arrayDepth && 2 * found < bounds.length) bounds[2 * found] = i;
-      depth++;
-    } else {
-      depth--;
-      if (isObjectByte(c) && depth === arrayDepth) {
-        if (2 * found + 1 < bounds.length) bounds[2 * found + 1] = i + 1;
-        found++;
-      } else if (!isObjectByte(c) && depth === arrayDepth - 1) arrayDepth = -1;
-    }
-  }
-  return found;
-}
-
-function isSpansKey(bytes: Uint8Array, start: number, end: number): boolean {
-  if (end - start !== SPANS_KEY.length) return false;
-  for (let k = 0; k < SPANS_KEY.length; k++) if (bytes[start + k] !== SPANS_KEY[k]) return false;
-  return true;
-}
+export type SpanLocator = (bytes: Uint8Array, format: BatchFormat, n: number) => Uint32Array | undefined;

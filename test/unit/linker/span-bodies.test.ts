@@ -1,7 +1,18 @@
 import { describe, expect, it } from "vitest";
 import type { ESpan } from "../../../contract/espan.ts";
-import { SpanBodies } from "../../../src/linker/span-bodies.ts";
+import { DEFAULT_LINK_CONFIG } from "../../../src/linker/config.ts";
+import { LinkerEngine } from "../../../src/linker/engine.ts";
+import { loadEngineModule } from "../../../src/linker/load-node.ts";
+import { SpanBodies as Bodies } from "../../../src/linker/span-bodies.ts";
 import { spansText } from "../../../src/linker/span-text.ts";
+
+const engine = new LinkerEngine(loadEngineModule(), DEFAULT_LINK_CONFIG);
+/** Bodies located by the engine's scan, as a shard makes them. */
+class SpanBodies extends Bodies {
+  constructor() {
+    super((bytes, format, n) => engine.locateSpans(bytes, format, n));
+  }
+}
 
 const spans = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ span_id: `${tag}${i}` }) as unknown as ESpan);
 /** A batch as a shard logs it when not as it came: a JSON array. */

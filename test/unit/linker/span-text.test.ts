@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { ByteArena, locateSpans, spansText, spanText, type BatchFormat } from "../../../src/linker/span-text.ts";
+import { DEFAULT_LINK_CONFIG } from "../../../src/linker/config.ts";
+import { LinkerEngine } from "../../../src/linker/engine.ts";
+import { loadEngineModule } from "../../../src/linker/load-node.ts";
+import { ByteArena, spansText, spanText, type BatchFormat } from "../../../src/linker/span-text.ts";
+
+// The engine's scan (assembly/span-text.ts), as a shard calls it.
+const engine = new LinkerEngine(loadEngineModule({ debug: true }), DEFAULT_LINK_CONFIG);
+const locateSpans = (bytes: Uint8Array, format: BatchFormat, n: number) => engine.locateSpans(bytes, format, n);
 
 /** Each span of `text` as located, parsed. */
 function located(text: string, format: BatchFormat, n: number): unknown[] | undefined {
@@ -38,6 +45,12 @@ describe("spans located in a batch's bytes", () => {
     const nd = `${JSON.stringify(tricky[0])}\r\n\n   \n${JSON.stringify(tricky[1])}\n${JSON.stringify(tricky[2])}`;
     expect(located(nd, "ndjson", 3)).toEqual(tricky);
     expect(located(spansText(tricky as never), "array", 3)).toEqual(tricky);
+  });
+
+  it("locates the spans of a big batch, text longer than the engine's buffers so far", () => {
+    const many = Array.from({ length: 3000 }, (_, i) => ({ ...tricky[i % 3], i }));
+    expect(located(JSON.stringify({ spans: many }), "doc", 3000)).toEqual(many);
+    expect(located(many.map((s) => JSON.stringify(s)).join("\n"), "ndjson", 3000)).toEqual(many);
   });
 
   it("answers undefined when the text does not hold as many spans as it should", () => {
