@@ -12,7 +12,11 @@
  *   two clock reads per program run)
  * - agent CPU per span (process.cpuUsage of the agent process from the load's start until the
  *   last span is shipped, / spans produced), the agent's RSS, and what it lost: ring-buffer drops
- *   show as fewer than 2 spans per request (client exit + server entry)
+ *   show as fewer than 2 spans per request (client exit + server entry). The agent is a
+ *   long-running process: the figure is its steady state, measured after --agent-warmup seconds
+ *   of the same load on the same agent process (V8 optimises the agent's hot code by how often
+ *   it ran: a fresh agent's first 10 s cost up to twice as much per span, and longer at lower
+ *   span rates); that fresh-agent figure is reported too
  *
  * Figures go to BENCHMARKS.md; nothing here asserts. Needs root and the built addon.
  *
@@ -24,6 +28,8 @@
  *                                                     request; default 0: hello world)
  *                            [--drain-ms MS]         (the agent's ring-buffer drain period; default:
  *                                                     the pipeline's)
+ *                            [--agent-warmup S]      (seconds of load on each fresh agent before
+ *                                                     the measured one; default 10, 0: none)
  */
 import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
@@ -52,6 +58,8 @@ const { values: args } = parseArgs({
     "server-work": { type: "string", default: "0" },
     /** The agent's drain period (ms); default: the pipeline's own. */
     "drain-ms": { type: "string" },
+    /** Seconds of load on each fresh agent before the measured load (its steady state). */
+    "agent-warmup": { type: "string", default: "10" },
     // internal: the benchmark's own child processes
     role: { type: "string" },
     port: { type: "string" },
@@ -89,6 +97,8 @@ interface WithAgent extends Load {
   /** BPF ns/s spent on the rest of the machine (attached, no load). */
   bpfBackgroundNsPerSec: number;
   agentCpuUsPerSpan: number;
+  /** The same over the warm-up load of the fresh agent (undefined without one). */
+  agentCpuUsPerSpanFresh: number | undefined;
   /** Agent CPU during the load, % of one core. */
   agentCpuPct: number;
   agentIdleCpuPct: number;
@@ -230,6 +240,8 @@ interface Bench {
   serverPid: number;
   /** µs of JSON work per request in the server (0: hello world). */
   serverWorkUs: number;
+  /** Seconds of load on each fresh agent before the measured load. */
+  agentWarmupS: number;
 }
 
 /** One load run; `beforeRelease` runs once the client process exists, before its first request. */
@@ -248,7 +260,23 @@ async function runLoad(b: Bench, seconds: number, beforeRelease?: (pid: number) 
 
 const bpfTotals = (s: AgentSnapshot) => s.programs.reduce((a, p) => ({ ns: a.ns + p.runTimeNs, runs: a.runs + p.runCount }), { ns: 0, runs: 0 });
 
-async function withAgent(b: Bench, sink: string, strategy: string, idleS: number, captureOnly = false): Promise<WithAgent> {
+/** Snapshots until every span produced has been shipped and nothing changed for a second
+ * (connections closed, idle flushes done), or 20 s; returns the last one. */
+async function settled(agent: AgentProcess, from: AgentSnapshot): Promise<AgentSnapshot> {
+  let last = from;
+  const deadline = Date.now() + 20_000;
+  let stable = 0;
+  while (Date.now() < deadline) {
+    await sleep(250);
+    const s = await agent.snapshot();
+    stable = s.spans === last.spans && s.queued === 0 && s.sent + s.shipDropped + s.rejected >= s.spans ? stable + 1 : 0;
+    last = s;
+    if (stable >= 4) break;
+  }
+  return last;
+}
+
+async function withAgent(b: Bench, sink: string, strategy: string, idleS: number, warmupS: number, captureOnly = false): Promise<WithAgent> {
   const { agent, strategy: loaded, startMs } = await AgentProcess.start(sink, strategy, captureOnly);
   try {
     await agent.traced(b.serverPid);
@@ -256,6 +284,17 @@ async function withAgent(b: Bench, sink: string, strategy: string, idleS: number
     const s0 = await agent.snapshot();
     await sleep(idleS * 1000);
     const s1 = await agent.snapshot();
+    // The same load on this fresh agent first, so that the figures are its steady state.
+    let fresh: number | undefined;
+    if (warmupS > 0) {
+      let w0!: AgentSnapshot;
+      await runLoad(b, warmupS, async (pid) => {
+        await agent.traced(pid);
+        w0 = await agent.snapshot();
+      });
+      const w1 = await settled(agent, await agent.snapshot());
+      fresh = (w1.cpuUs - w0.cpuUs) / (w1.spans - w0.spans);
+    }
     let sA!: AgentSnapshot;
     const load = await runLoad(b, b.seconds, async (pid) => {
       await agent.traced(pid);
@@ -263,16 +302,7 @@ async function withAgent(b: Bench, sink: string, strategy: string, idleS: number
     });
     const sB = await agent.snapshot();
     // Until every span of the load has been produced and shipped (its CPU counts too).
-    let sC = sB;
-    const shipDeadline = Date.now() + 20_000;
-    let stable = 0;
-    while (Date.now() < shipDeadline) {
-      await sleep(250);
-      const s = await agent.snapshot();
-      stable = s.spans === sC.spans && s.queued === 0 && s.sent + s.shipDropped + s.rejected >= s.spans ? stable + 1 : 0;
-      sC = s;
-      if (stable >= 4) break; // a second without change: connections closed, idle flushes done
-    }
+    const sC = await settled(agent, sB);
     const spans = sC.spans - sA.spans;
     const [b0, b1, bA, bB] = [s0, s1, sA, sB].map(bpfTotals);
     const bgNsPerSec = ((b1.ns - b0.ns) / (s1.atMs - s0.atMs)) * 1000;
@@ -291,6 +321,7 @@ async function withAgent(b: Bench, sink: string, strategy: string, idleS: number
       bpfRunsPerRequest: (bB.runs - bA.runs) / load.requests,
       bpfBackgroundNsPerSec: bgNsPerSec,
       agentCpuUsPerSpan: (sC.cpuUs - sA.cpuUs) / spans,
+      agentCpuUsPerSpanFresh: fresh,
       agentCpuPct: ((sB.cpuUs - sA.cpuUs) / 1000 / loadMs) * 100,
       agentIdleCpuPct: ((s1.cpuUs - s0.cpuUs) / 1000 / (s1.atMs - s0.atMs)) * 100,
       agentRssMiB: sC.rss / 2 ** 20,
@@ -340,6 +371,7 @@ function summarize(rounds: Round[]) {
     bpfRunsPerRequest: m((r) => r.with.bpfRunsPerRequest),
     bpfBackgroundNsPerSec: m((r) => r.with.bpfBackgroundNsPerSec),
     agentCpuUsPerSpan: m((r) => r.with.agentCpuUsPerSpan),
+    agentCpuUsPerSpanFresh: rounds.every((r) => r.with.agentCpuUsPerSpanFresh !== undefined) ? m((r) => r.with.agentCpuUsPerSpanFresh!) : undefined,
     agentCpuPct: m((r) => r.with.agentCpuPct),
     agentIdleCpuPct: m((r) => r.with.agentIdleCpuPct),
     spansPerRequest: m((r) => r.with.spansPerRequest),
@@ -380,6 +412,9 @@ function printSummary(b: Bench, rounds: Round[], s: ReturnType<typeof summarize>
   row("  net of the rest of the machine", (r) => fmt(r.with.bpfNsPerRequestNet), fmt(s.bpfNsPerRequestNet));
   row("BPF program runs per request", (r) => fmt(r.with.bpfRunsPerRequest, 1), fmt(s.bpfRunsPerRequest, 1));
   row("agent CPU µs per span", (r) => fmt(r.with.agentCpuUsPerSpan, 2), fmt(s.agentCpuUsPerSpan, 2));
+  if (s.agentCpuUsPerSpanFresh !== undefined) {
+    row(`  fresh agent, its first ${fmt(b.agentWarmupS)} s`, (r) => fmt(r.with.agentCpuUsPerSpanFresh!, 2), fmt(s.agentCpuUsPerSpanFresh, 2));
+  }
   row("agent CPU during load, % of a core", (r) => fmt(r.with.agentCpuPct, 1), fmt(s.agentCpuPct, 1));
   row("ring records per request", (r) => fmt(r.with.recordsPerRequest, 2), fmt(s.recordsPerRequest, 2));
   row("spans per request (2 expected)", (r) => fmt(r.with.spansPerRequest, 3), fmt(s.spansPerRequest, 3));
@@ -423,10 +458,12 @@ async function main(): Promise<void> {
   const sink = await startServerChild("sink", process.env);
   const serverWorkUs = Number(args["server-work"]);
   if (!Number.isFinite(serverWorkUs) || serverWorkUs < 0) throw new Error("--server-work: expected µs >= 0");
+  const agentWarmupS = Number(args["agent-warmup"]);
+  if (!Number.isFinite(agentWarmupS) || agentWarmupS < 0) throw new Error("--agent-warmup: expected seconds >= 0");
   const server = await startServerChild("server", clientEnv, ["--server-work", String(serverWorkUs)]);
   const b: Bench = {
     client: pickClient(args.client!), port: server.port, seconds, clientEnv, serverPid: server.child.pid!,
-    connections: Number(args.connections), threads: Number(args.threads), serverWorkUs,
+    connections: Number(args.connections), threads: Number(args.threads), serverWorkUs, agentWarmupS,
   };
   const sinkUrl = `http://127.0.0.1:${sink.port}`;
   const rounds: Round[] = [];
@@ -443,15 +480,17 @@ async function main(): Promise<void> {
       let capture: WithAgent | undefined;
       for (const phase of r % 2 === 0 ? phases : [...phases].reverse()) {
         if (phase === "without") without = await runLoad(b, seconds);
-        else if (phase === "capture") capture = await withAgent(b, sinkUrl, strategy, idleS, true);
-        else traced = await withAgent(b, sinkUrl, strategy, idleS);
+        else if (phase === "capture") capture = await withAgent(b, sinkUrl, strategy, idleS, 0, true);
+        else traced = await withAgent(b, sinkUrl, strategy, idleS, b.agentWarmupS);
       }
       const round: Round = { without: without!, with: traced!, ratio: traced!.rps / without!.rps };
       if (capture) Object.assign(round, { capture, captureRatio: capture.rps / without!.rps });
       rounds.push(round);
       log(
         `round ${r + 1}/${nRounds}: ${fmt(round.without.rps)} req/s without, ${fmt(round.with.rps)} with (×${round.ratio.toFixed(3)}); ` +
-          `BPF ${fmt(round.with.bpfNsPerRequest)} ns/req; agent ${fmt(round.with.agentCpuUsPerSpan, 2)} µs/span, ${fmt(round.with.spans)} spans; ` +
+          `BPF ${fmt(round.with.bpfNsPerRequest)} ns/req; agent ${fmt(round.with.agentCpuUsPerSpan, 2)} µs/span` +
+          (round.with.agentCpuUsPerSpanFresh !== undefined ? ` (fresh ${fmt(round.with.agentCpuUsPerSpanFresh, 2)})` : "") +
+          `, ${fmt(round.with.spans)} spans; ` +
           (capture ? `capture alone ${fmt(capture.rps)} req/s (×${round.captureRatio!.toFixed(3)}), BPF ${fmt(capture.bpfNsPerRequest)} ns/req; ` : "") +
           `load average ${loadavg()[0].toFixed(2)}`,
       );
@@ -464,7 +503,7 @@ async function main(): Promise<void> {
   const summary = summarize(rounds);
   if (args.json) {
     console.log(JSON.stringify({
-      machine: machine(), loadAverage: load, client: b.client, connections: b.connections, threads: b.threads, serverWorkUs,
+      machine: machine(), loadAverage: load, client: b.client, connections: b.connections, threads: b.threads, serverWorkUs, agentWarmupS,
       seconds, rounds, median: summary, targets: TARGETS,
     }, null, 2));
   } else {
