@@ -35,12 +35,16 @@ export class SpanBodies {
    */
   add(seq: number, text: string | Uint8Array, format: BatchFormat, spans: readonly ESpan[], done: Uint8Array): number[] {
     const count = spans.length;
-    const body = this.hold(text, format, spans);
     const firstRef = this.nextRef;
     this.nextRef += count;
     let remaining = 0;
     for (let i = 0; i < count; i++) if (!bit(done, i)) remaining++;
-    const b: HeldBatch = { seq, firstRef, count, body: remaining > 0 ? body : null, done, remaining, compactFrom: count, dirty: false };
+    // A replayed batch may be done, or mostly done, already.
+    const b: HeldBatch = { seq, firstRef, count, body: null, done, remaining, compactFrom: count, dirty: false };
+    if (remaining > 0) {
+      b.body = this.hold(text, format, spans);
+      this.compactIfMostlyDone(b);
+    }
     this.batches.push(b);
     this.bySeq.set(seq, b);
     return Array.from({ length: count }, (_, i) => firstRef + i);
@@ -90,12 +94,17 @@ export class SpanBodies {
     batch.dirty = true;
     this.dirty.add(batch);
     if (--batch.remaining === 0) batch.body = null;
-    else if (batch.remaining <= batch.compactFrom >> 2) {
-      // Most of the batch is done (client-rooted traces settle in seconds, the rest waits out the
-      // window): the text of what remains, without the rest.
-      batch.body = this.arena.compact(batch.body!, (i) => !bit(batch.done, i));
-      batch.compactFrom = batch.remaining;
-    }
+    else this.compactIfMostlyDone(batch);
+  }
+
+  /**
+   * Most of the batch is done (client-rooted traces settle in seconds, the rest waits out the
+   * window): the bytes of what remains, without the rest.
+   */
+  private compactIfMostlyDone(batch: HeldBatch): void {
+    if (batch.remaining > batch.compactFrom >> 2) return;
+    batch.body = this.arena.compact(batch.body!, (i) => !bit(batch.done, i));
+    batch.compactFrom = batch.remaining;
   }
 
   /** Batches whose done bits changed since the last call (kept in a set: this runs after every

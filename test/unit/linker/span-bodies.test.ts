@@ -59,6 +59,16 @@ describe("span bodies by ref", () => {
     expect(b.takeDirty()).toEqual([]);
   });
 
+  it("holds nothing of a replayed batch already done, and only what remains of one mostly done", () => {
+    const b = new SpanBodies();
+    const [r0] = add(b, 1, spans(8, "d"), new Uint8Array([0xff]));
+    expect(b.find(r0)!.batch.body).toBeNull();
+    const refs = add(b, 2, spans(8, "m"), new Uint8Array([0b11011111])); // span 5 remains
+    const batch = b.find(refs[5])!.batch;
+    expect(batch.body!.bytes.length).toBe(JSON.stringify({ span_id: "m5" }).length);
+    expect(b.span(batch, 5).span_id).toBe("m5");
+  });
+
   it("keeps only the bytes of the spans not done once most of a batch is done", () => {
     const b = new SpanBodies();
     const refs = add(b, 1, spans(100, "s"), new Uint8Array(13));
