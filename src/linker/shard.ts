@@ -42,6 +42,7 @@ export interface ShardStats extends LinkStats {
   peerSendFailures: number;
   logBytes: number;
   engineBytes: number;
+  bodyBytes: number;
 }
 
 interface ExportItem {
@@ -187,6 +188,7 @@ export class LinkerShard extends DurableObject<Env> {
       peerSendFailures: this.outbox.failures,
       logBytes: this.log.bytes,
       engineBytes: this.engine.memoryUsed,
+      bodyBytes: this.bodies.bytes,
     };
   }
 

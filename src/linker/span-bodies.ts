@@ -26,6 +26,8 @@ export class SpanBodies {
   private readonly dirty = new Set<HeldBatch>();
   private readonly arena = new ByteArena();
   private nextRef = 0;
+  /** Bytes of the bodies held (what the spans not done take in memory). */
+  bytes = 0;
 
   constructor(private readonly locate: SpanLocator) {}
 
@@ -43,6 +45,7 @@ export class SpanBodies {
     const b: HeldBatch = { seq, firstRef, count, body: null, done, remaining, compactFrom: count, dirty: false };
     if (remaining > 0) {
       b.body = this.hold(text, format, spans);
+      this.bytes += b.body.bytes.length;
       this.compactIfMostlyDone(b);
     }
     this.batches.push(b);
@@ -93,8 +96,11 @@ export class SpanBodies {
     batch.done[index >> 3] |= 1 << (index & 7);
     batch.dirty = true;
     this.dirty.add(batch);
-    if (--batch.remaining === 0) batch.body = null;
-    else this.compactIfMostlyDone(batch);
+    if (--batch.remaining > 0) this.compactIfMostlyDone(batch);
+    else {
+      this.bytes -= batch.body!.bytes.length;
+      batch.body = null;
+    }
   }
 
   /**
@@ -103,7 +109,9 @@ export class SpanBodies {
    */
   private compactIfMostlyDone(batch: HeldBatch): void {
     if (batch.remaining > batch.compactFrom >> 2) return;
+    this.bytes -= batch.body!.bytes.length;
     batch.body = this.arena.compact(batch.body!, (i) => !bit(batch.done, i));
+    this.bytes += batch.body.bytes.length;
     batch.compactFrom = batch.remaining;
   }
 
@@ -126,6 +134,7 @@ export class SpanBodies {
     for (let i = this.batches.length - 1; i >= 0; i--) {
       const b = this.batches[i];
       if (!keep(b.seq)) {
+        if (b.body) this.bytes -= b.body.bytes.length;
         this.batches.splice(i, 1);
         this.bySeq.delete(b.seq);
         this.dirty.delete(b);

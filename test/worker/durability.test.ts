@@ -33,6 +33,10 @@ it("a trace half accepted before the restart and half after links whole, each sp
   const exported = (t: string) => Number(/^espan_spans_exported_total (\d+)$/m.exec(t)![1]);
   expect(exported(before)).toBeGreaterThanOrEqual(5);
   expect(exported(after)).toBe(0); // the replayed shards had nothing left to export
+  // Every span exported: no shard holds a body any more, before or after the replay.
+  const bodyBytes = (t: string) => [...t.matchAll(/^espan_held_body_bytes\{shard="\d+"\} (\d+)$/gm)].map((m) => Number(m[1]));
+  expect(bodyBytes(before).length).toBeGreaterThan(0);
+  expect([...bodyBytes(before), ...bodyBytes(after)].every((n) => n === 0)).toBe(true);
   expect((await (await get(`/api/traces/${root.trace_id}`)).json()).spans).toHaveLength(5);
 });
 

@@ -77,8 +77,12 @@ describe("span bodies by ref", () => {
     for (let i = 0; i < 100; i++) if (!keep.has(i)) b.markDone(b.find(refs[i])!.batch, i);
     const batch = b.find(refs[3])!.batch;
     expect(batch.body!.bytes.length).toBeLessThan(whole / 10);
+    expect(b.bytes).toBe(batch.body!.bytes.length);
     for (const i of keep) expect(b.span(batch, i).span_id).toBe(`s${i}`);
     b.markDone(batch, 50);
     expect(b.span(batch, 99).span_id).toBe("s99");
+    b.markDone(batch, 3);
+    b.markDone(batch, 99);
+    expect(b.bytes).toBe(0);
   });
 });
