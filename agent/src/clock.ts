@@ -49,13 +49,14 @@ function measureOffset(): bigint {
 
 export function createMonoClock(): MonoClock {
   let offset = measureOffset();
-  let measuredAt = process.hrtime.bigint();
+  let resyncAt = process.hrtime.bigint() + RESYNC_NS;
   return {
     toUnixNs(monoNs) {
-      // The timestamps asked about are recent: they tell the time without a clock read per span.
-      if (monoNs - measuredAt > RESYNC_NS) {
+      // The timestamps asked about are recent: they tell the time without a clock read per span
+      // (and without a BigInt made per span to compare them).
+      if (monoNs > resyncAt) {
         offset = measureOffset();
-        measuredAt = process.hrtime.bigint();
+        resyncAt = process.hrtime.bigint() + RESYNC_NS;
       }
       return monoNs + offset;
     },

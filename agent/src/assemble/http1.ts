@@ -428,15 +428,13 @@ export function parseResponses(buf: Uint8Array, methods: (string | undefined)[])
   let at = 0;
   let interimAt: number | undefined; // start of a 1xx that still waits for its final response
   let interimHead: HttpHead | undefined;
-  const closeInterim = () => {
-    if (interimAt !== undefined) messages.push({ offset: interimAt, head: interimHead! });
-  };
   for (let guard = 0; ; guard++) {
     if (messages.length >= MAX_PIPELINED || guard > 4 * MAX_PIPELINED) return { messages };
     const head = at < buf.length && looksLikeResponse(buf, at) ? parseHead(buf, at) : null;
     if (!head || head.kind !== "response") {
-      closeInterim();
-      return interimAt === undefined ? { messages, nextOffset: at } : { messages };
+      if (interimAt === undefined) return { messages, nextOffset: at };
+      messages.push({ offset: interimAt, head: interimHead! }); // a 1xx whose final response was not captured
+      return { messages };
     }
     const bytes = messageBytes(buf, at, head, methods[messages.length]);
     const interim = head.status! < 200 && head.status !== 101;
