@@ -15,7 +15,7 @@ export interface HeldBatch {
   body: BatchBytes | null;
   done: Uint8Array;
   remaining: number;
-  /** The body is compacted once `remaining` falls to a quarter of this (then this becomes `remaining`). */
+  /** The body is compacted once `remaining` falls to half of this (then this becomes `remaining`). */
   compactFrom: number;
   dirty: boolean;
 }
@@ -46,7 +46,7 @@ export class SpanBodies {
     if (remaining > 0) {
       b.body = this.hold(text, format, spans);
       this.bytes += b.body.bytes.length;
-      this.compactIfMostlyDone(b);
+      this.compactIfHalfDone(b);
     }
     this.batches.push(b);
     this.bySeq.set(seq, b);
@@ -96,7 +96,7 @@ export class SpanBodies {
     batch.done[index >> 3] |= 1 << (index & 7);
     batch.dirty = true;
     this.dirty.add(batch);
-    if (--batch.remaining > 0) this.compactIfMostlyDone(batch);
+    if (--batch.remaining > 0) this.compactIfHalfDone(batch);
     else {
       this.bytes -= batch.body!.bytes.length;
       batch.body = null;
@@ -104,11 +104,12 @@ export class SpanBodies {
   }
 
   /**
-   * Most of the batch is done (client-rooted traces settle in seconds, the rest waits out the
-   * window): the bytes of what remains, without the rest.
+   * Half the batch is done (client-rooted traces settle in seconds, the rest waits out the
+   * window): the bytes of what remains, without the rest. Each compaction copies at most half
+   * of what the last one kept, so all of a batch's copies come to less than its size.
    */
-  private compactIfMostlyDone(batch: HeldBatch): void {
-    if (batch.remaining > batch.compactFrom >> 2) return;
+  private compactIfHalfDone(batch: HeldBatch): void {
+    if (batch.remaining > batch.compactFrom >> 1) return;
     this.bytes -= batch.body!.bytes.length;
     batch.body = this.arena.compact(batch.body!, (i) => !bit(batch.done, i));
     this.bytes += batch.body.bytes.length;
