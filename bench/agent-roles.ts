@@ -140,6 +140,8 @@ export interface AgentSnapshot {
   atMs: number;
   /** process.cpuUsage(), user + system, µs (every thread of the agent process). */
   cpuUs: number;
+  /** Its system part (in the kernel: syscalls, page faults). */
+  sysUs: number;
   rss: number;
   /** Peak RSS so far, bytes. */
   maxRss: number;
@@ -176,6 +178,7 @@ function snapshot(agent: Agent): AgentSnapshot {
   return {
     atMs: performance.timeOrigin + performance.now(),
     cpuUs: cpu.user + cpu.system,
+    sysUs: cpu.system,
     rss: mem.rss,
     maxRss: process.resourceUsage().maxRSS * 1024,
     heapUsed: mem.heapUsed,
@@ -214,7 +217,7 @@ function captureOnlyRole(strategy: Strategy | "auto"): void {
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
     return {
-      atMs: performance.timeOrigin + performance.now(), cpuUs: cpu.user + cpu.system, rss: mem.rss,
+      atMs: performance.timeOrigin + performance.now(), cpuUs: cpu.user + cpu.system, sysUs: cpu.system, rss: mem.rss,
       maxRss: process.resourceUsage().maxRSS * 1024, heapUsed: mem.heapUsed, strategy: c.strategy, records, drops: c.drops,
       spans: 0, orphanResponses: 0, noResponse: 0, idleFlushed: 0, sent: 0, shipDropped: 0, rejected: 0, retries: 0, queued: 0,
       programs: c.programs.map((p) => ({ name: p.name, runCount: p.runCount, runTimeNs: p.runTimeNs })),

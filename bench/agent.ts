@@ -97,6 +97,8 @@ interface WithAgent extends Load {
   /** BPF ns/s spent on the rest of the machine (attached, no load). */
   bpfBackgroundNsPerSec: number;
   agentCpuUsPerSpan: number;
+  /** Its system part (the kernel: syscalls, page faults). */
+  agentSysUsPerSpan: number;
   /** The same over the warm-up load of the fresh agent (undefined without one). */
   agentCpuUsPerSpanFresh: number | undefined;
   /** Agent CPU during the load, % of one core. */
@@ -321,6 +323,7 @@ async function withAgent(b: Bench, sink: string, strategy: string, idleS: number
       bpfRunsPerRequest: (bB.runs - bA.runs) / load.requests,
       bpfBackgroundNsPerSec: bgNsPerSec,
       agentCpuUsPerSpan: (sC.cpuUs - sA.cpuUs) / spans,
+      agentSysUsPerSpan: (sC.sysUs - sA.sysUs) / spans,
       agentCpuUsPerSpanFresh: fresh,
       agentCpuPct: ((sB.cpuUs - sA.cpuUs) / 1000 / loadMs) * 100,
       agentIdleCpuPct: ((s1.cpuUs - s0.cpuUs) / 1000 / (s1.atMs - s0.atMs)) * 100,
@@ -371,6 +374,7 @@ function summarize(rounds: Round[]) {
     bpfRunsPerRequest: m((r) => r.with.bpfRunsPerRequest),
     bpfBackgroundNsPerSec: m((r) => r.with.bpfBackgroundNsPerSec),
     agentCpuUsPerSpan: m((r) => r.with.agentCpuUsPerSpan),
+    agentSysUsPerSpan: m((r) => r.with.agentSysUsPerSpan),
     agentCpuUsPerSpanFresh: rounds.every((r) => r.with.agentCpuUsPerSpanFresh !== undefined) ? m((r) => r.with.agentCpuUsPerSpanFresh!) : undefined,
     agentCpuPct: m((r) => r.with.agentCpuPct),
     agentIdleCpuPct: m((r) => r.with.agentIdleCpuPct),
@@ -412,6 +416,7 @@ function printSummary(b: Bench, rounds: Round[], s: ReturnType<typeof summarize>
   row("  net of the rest of the machine", (r) => fmt(r.with.bpfNsPerRequestNet), fmt(s.bpfNsPerRequestNet));
   row("BPF program runs per request", (r) => fmt(r.with.bpfRunsPerRequest, 1), fmt(s.bpfRunsPerRequest, 1));
   row("agent CPU µs per span", (r) => fmt(r.with.agentCpuUsPerSpan, 2), fmt(s.agentCpuUsPerSpan, 2));
+  row("  of which system (the kernel)", (r) => fmt(r.with.agentSysUsPerSpan, 2), fmt(s.agentSysUsPerSpan, 2));
   if (s.agentCpuUsPerSpanFresh !== undefined) {
     row(`  fresh agent, its first ${fmt(b.agentWarmupS)} s`, (r) => fmt(r.with.agentCpuUsPerSpanFresh!, 2), fmt(s.agentCpuUsPerSpanFresh, 2));
   }
