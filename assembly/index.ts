@@ -22,7 +22,6 @@ import { acceptOne, checkTables, freeRecord, ingestOne, onTimer, prefetchIngest,
 export { checkTables };
 import { poolBytes, poolInit, poolLive } from "./pool";
 import { APP_SHIFT, APP_SIZE, REC_SHIFT, REC_SIZE } from "./record";
-import { locate } from "./span-text";
 import { tableInit } from "./table";
 import { dueAt, dueGen, dueIdx, dueKind, timerBytes, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
 
@@ -55,24 +54,6 @@ export const STATS: u32 = <u32>STAT_COUNT;
 
 export function inputBuffer(n: u32): usize {
   return ensure(H_IN_BASE, H_IN_CAP, 0, <usize>n * L.IN_SIZE);
-}
-
-/**
- * Room for a batch's UTF-8 text (`len` bytes) and then its spans' bounds (`n` u32 pairs), in the
- * input buffer (transient: nothing is kept there between calls).
- */
-export function textBuffer(len: u32, n: u32): usize {
-  return ensure(H_IN_BASE, H_IN_CAP, 0, boundsOffset(len) + (<usize>n << 3));
-}
-
-/** The spans of the text in textBuffer located (span-text.ts), their bounds after the text. */
-export function locateSpans(len: u32, format: u32, n: u32): i32 {
-  const base = <usize>hget(H_IN_BASE);
-  return locate(base, len, format, n, base + boundsOffset(len));
-}
-
-@inline function boundsOffset(len: u32): usize {
-  return (<usize>len + 7) & ~7;
 }
 
 export function ingest(n: u32): void {

@@ -60,9 +60,3 @@ export const MSG_SUMMARY_HOME: u32 = 5;
 export const MSG_SUMMARY_STUB: u32 = 6;
 // Carrier words in a summary message: c=start_ns d=carrier span_id e=app hi f=app lo
 // g=depth (low 32 bits) | app flags (high 32 bits).
-
-// Batch text formats (span-text.ts): a JSON array of span objects; a JSON object whose (last)
-// "spans" key is such an array; one span per non-blank line.
-export const FORMAT_ARRAY: u32 = 0;
-export const FORMAT_DOC: u32 = 1;
-export const FORMAT_NDJSON: u32 = 2;

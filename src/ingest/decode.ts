@@ -11,12 +11,12 @@ const INFLATE_FACTOR = 8;
 
 export async function decodeBatch(req: Request, maxBody: number): Promise<ESpan[]> {
   const body = await readBody(req, maxBody);
-  return parseBatch(bodyText(body.bytes), body.ndjson).spans;
+  return parseBatch(body.text, body.ndjson).spans;
 }
 
-/** A request body's bytes (checked, decompressed), and whether it is NDJSON. */
+/** A request body as text (checked, decompressed), and whether it is NDJSON. */
 export interface BatchBody {
-  bytes: Uint8Array;
+  text: string;
   ndjson: boolean;
 }
 
@@ -33,7 +33,7 @@ export async function readBody(req: Request, maxBody: number): Promise<BatchBody
   if (encoding !== "gzip" && encoding !== "identity") {
     throw new IngestError(415, `content-encoding must be gzip or identity, not "${encoding}"`);
   }
-  return { bytes: await readBytes(req, maxBody, encoding === "gzip"), ndjson };
+  return { text: await readText(req, maxBody, encoding === "gzip"), ndjson };
 }
 
 /**
@@ -53,8 +53,8 @@ export function spansOfText(text: string, ndjson: boolean): ESpan[] {
   return spans;
 }
 
-async function readBytes(req: Request, maxBody: number, gzip: boolean): Promise<Uint8Array> {
-  if (!req.body) return new Uint8Array(0);
+async function readText(req: Request, maxBody: number, gzip: boolean): Promise<string> {
+  if (!req.body) return "";
   const length = req.headers.get("content-length");
   if (!gzip && length !== null) {
     // The length is known and within the limit (checked above): the runtime reads it in one piece,
@@ -66,7 +66,7 @@ async function readBytes(req: Request, maxBody: number, gzip: boolean): Promise<
       throw new IngestError(400, `body could not be read: ${(e as Error).message}`);
     }
     if (bytes.byteLength > maxBody) throw new IngestError(413, `body is over the limit of ${maxBody} bytes (ESPAN_MAX_BODY)`);
-    return new Uint8Array(bytes);
+    return utf8(new Uint8Array(bytes));
   }
   let wire = 0;
   const counted = req.body.pipeThrough(
@@ -98,11 +98,10 @@ async function readBytes(req: Request, maxBody: number, gzip: boolean): Promise<
     all.set(c, at);
     at += c.byteLength;
   }
-  return all;
+  return utf8(all);
 }
 
-/** A body's text (400 when it is not UTF-8). */
-export function bodyText(bytes: Uint8Array): string {
+function utf8(bytes: Uint8Array): string {
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {

@@ -7,7 +7,6 @@
 import type { ESpan } from "../../contract/espan.ts";
 import type { LinkConfig, LinkResult, LinkStats } from "./config.ts";
 import { samplingThreshold } from "./ids.ts";
-import type { BatchFormat } from "./span-text.ts";
 
 /** The engine's exports, as assembly/index.ts declares them. */
 interface EngineExports {
@@ -15,8 +14,6 @@ interface EngineExports {
   init(shard: number, shards: number, windowMs: bigint, settleMs: bigint, threshold: bigint, useApp: number, keepAll: number): void;
   inputBuffer(n: number): number;
   ingest(n: number): void;
-  textBuffer(len: number, n: number): number;
-  locateSpans(len: number, format: number, n: number): number;
   tick(nowMs: bigint): void;
   nextDeadline(): bigint;
   inboxBuffer(n: number): number;
@@ -102,18 +99,6 @@ export class LinkerEngine {
     const rate = this.config.samplingRate;
     this.x.init(this.shard, this.shards, BigInt(this.config.windowMs), BigInt(this.config.settleMs), samplingThreshold(rate),
       this.config.useAppTraceId ? 1 : 0, rate >= 1 ? 1 : 0);
-  }
-
-  /**
-   * The [start, end) of each of the `n` spans in a batch's UTF-8 text (span-text.ts), as pairs,
-   * or undefined when the text does not hold exactly `n` spans of `format` (or is beyond the scan).
-   */
-  locateSpans(bytes: Uint8Array, format: BatchFormat, n: number): Uint32Array | undefined {
-    const ptr = this.x.textBuffer(bytes.length, n);
-    new Uint8Array(this.x.memory.buffer, ptr, bytes.length).set(bytes);
-    const code = (this.x[`FORMAT_${format.toUpperCase()}`] as WebAssembly.Global).value as number;
-    if (this.x.locateSpans(bytes.length, code, n) !== n) return undefined;
-    return new Uint32Array(this.x.memory.buffer, ptr + ((bytes.length + 7) & ~7), 2 * n).slice();
   }
 
   /** Registers spans that arrived at `arrivalMs`; `refs[i]` is echoed in span i's result. */

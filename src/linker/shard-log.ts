@@ -54,11 +54,8 @@ export class ShardLog {
     this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
   }
 
-  /**
-   * A batch of `n` spans: a JSON array (LOG_BATCH), or a request body as it came, its UTF-8
-   * bytes (LOG_BATCH_DOC, LOG_BATCH_NDJSON).
-   */
-  appendBatch(at: number, text: string | Uint8Array, n: number, kind = LOG_BATCH): number {
+  /** A batch of `n` spans: a JSON array (LOG_BATCH), or a request body as it came (LOG_BATCH_DOC, LOG_BATCH_NDJSON). */
+  appendBatch(at: number, text: string, n: number, kind = LOG_BATCH): number {
     return this.sql.exec<{ seq: number }>(
       "INSERT INTO log (kind, at, body, n) VALUES (?, ?, ?, ?) RETURNING seq",
       kind, at, text, n,

@@ -14,13 +14,14 @@ import { shardName, storeName, type Env } from "../env.ts";
 import { IngestError, type RejectedSpan } from "../errors.ts";
 import type { ExportSpan } from "../export/otlp-encode.ts";
 import { OtlpExporter } from "../export/otlp-http.ts";
-import { bodyText, parseBatch, spansOfText } from "../ingest/decode.ts";
+import { parseBatch, spansOfText } from "../ingest/decode.ts";
 import { STORE_COLUMNS, type StoreRows } from "../store/trace-store.ts";
 import { LinkerEngine, type RawResult } from "./engine.ts";
 import { shardOfTrace } from "./ids.ts";
 import { PeerOutbox } from "./peer-outbox.ts";
 import { batchFormat, isBatch, LOG_BATCH, LOG_BATCH_DOC, LOG_BATCH_NDJSON, MAX_ROW_BYTES, ShardLog } from "./shard-log.ts";
 import { SpanBodies, type HeldBatch } from "./span-bodies.ts";
+import { encodeSpans, joinSpans, locateSpans, type BatchText } from "./span-text.ts";
 
 export type IngestAnswer =
   | { accepted: number }
@@ -75,7 +76,7 @@ const MAINTENANCE_AGAIN_MS = 500;
 export class LinkerShard extends DurableObject<Env> {
   private readonly cfg: WorkerConfig;
   private readonly log: ShardLog;
-  private readonly bodies = new SpanBodies((bytes, format, n) => this.engine!.locateSpans(bytes, format, n));
+  private readonly bodies = new SpanBodies();
   private readonly outbox: PeerOutbox;
   private readonly exporter?: OtlpExporter;
   private engine?: LinkerEngine;
@@ -119,24 +120,23 @@ export class LinkerShard extends DurableObject<Env> {
 
   /**
    * A whole request body for this shard (the only shard: nothing to split), as it came: decoded
-   * and validated here, once, and its bytes logged and held as they are when validation changed
-   * nothing. Saves the worker's parse and the JSON round trip between them. Answers once the
-   * spans are durable.
+   * and validated here, once, and logged as it is when validation changed nothing. Saves the
+   * worker's parse and the JSON round trip between them. Answers once the spans are durable.
    */
-  async ingestBody(shard: number, bytes: Uint8Array, ndjson: boolean, arrivalMs: number): Promise<IngestAnswer> {
+  async ingestBody(shard: number, text: string, ndjson: boolean, arrivalMs: number): Promise<IngestAnswer> {
     this.ensureStarted(shard);
     const busy = this.busy();
     if (busy) return busy;
     let batch;
     try {
-      batch = parseBatch(bodyText(bytes), ndjson);
+      batch = parseBatch(text, ndjson);
     } catch (e) {
       if (e instanceof IngestError) return { invalid: e.message, rejected: e.extra.rejected };
       throw e;
     }
     if (batch.spans.length === 0) return { accepted: 0 };
-    const asIs = batch.exact && bytes.length <= MAX_ROW_BYTES;
-    this.accept_(batch.spans, asIs ? bytes : undefined, ndjson ? LOG_BATCH_NDJSON : LOG_BATCH_DOC, arrivalMs);
+    const asIs = batch.exact && text.length <= MAX_ROW_BYTES;
+    this.accept_(batch.spans, asIs ? text : undefined, ndjson ? LOG_BATCH_NDJSON : LOG_BATCH_DOC, arrivalMs);
     return { accepted: batch.spans.length };
   }
 
@@ -150,15 +150,12 @@ export class LinkerShard extends DurableObject<Env> {
     return undefined;
   }
 
-  /**
-   * Logs spans (as `body`, the text of `kind` they were parsed from or its UTF-8 bytes, when
-   * given, else as JSON arrays of at most MAX_ROW_BYTES), then applies them.
-   */
-  private accept_(spans: ESpan[], body: string | Uint8Array | undefined, kind: number, arrivalMs: number): void {
-    for (const part of body !== undefined ? [{ spans, json: body }] : rows(spans)) {
-      const rowKind = body !== undefined ? kind : LOG_BATCH;
-      const seq = this.log.appendBatch(arrivalMs, part.json, part.spans.length, rowKind);
-      this.apply({ seq, at: arrivalMs, spans: part.spans, text: part.json, kind: rowKind, done: new Uint8Array(Math.ceil(part.spans.length / 8)) });
+  /** Logs spans (as `text` of `kind` when given, else as JSON arrays of at most MAX_ROW_BYTES), then applies them. */
+  private accept_(spans: ESpan[], text: string | undefined, kind: number, arrivalMs: number): void {
+    const parts = text !== undefined ? [{ spans, body: bodyOf(text, kind, spans) }] : rows(spans);
+    for (const part of parts) {
+      const seq = this.log.appendBatch(arrivalMs, part.body.text, part.spans.length, text !== undefined ? kind : LOG_BATCH);
+      this.apply({ seq, at: arrivalMs, spans: part.spans, body: () => part.body, done: new Uint8Array(Math.ceil(part.spans.length / 8)) });
     }
     this.afterWork();
   }
@@ -188,7 +185,7 @@ export class LinkerShard extends DurableObject<Env> {
       peerSendFailures: this.outbox.failures,
       logBytes: this.log.bytes,
       engineBytes: this.engine.memoryUsed,
-      bodyBytes: this.bodies.bytes,
+      bodyBytes: this.bodies.chars,
     };
   }
 
@@ -234,12 +231,10 @@ export class LinkerShard extends DurableObject<Env> {
     this.engine = new LinkerEngine(engineModule, this.cfg.link, { shard, shards: this.cfg.shards });
     for (const row of this.log.rows()) {
       if (isBatch(row.kind)) {
-        // Bodies kept as they came are bytes; other rows (and rows of older versions) are text.
-        const body = typeof row.body === "string" ? row.body : new Uint8Array(row.body);
-        const text = typeof body === "string" ? body : bodyText(body);
+        const text = row.body as string;
         const spans = row.kind === LOG_BATCH ? (JSON.parse(text) as ESpan[]) : spansOfText(text, row.kind === LOG_BATCH_NDJSON);
         const done = new Uint8Array(row.done ?? new ArrayBuffer(Math.ceil(row.n / 8)));
-        this.apply({ seq: row.seq, at: row.at, spans, text: body, kind: row.kind, done });
+        this.apply({ seq: row.seq, at: row.at, spans, body: () => bodyOf(text, row.kind, spans), done });
       } else {
         this.applyMessages(row.at, new Uint8Array(row.body as ArrayBuffer));
       }
@@ -248,9 +243,9 @@ export class LinkerShard extends DurableObject<Env> {
     this.afterWork();
   }
 
-  /** A logged batch (`spans` parsed from the row's `text`) into the engine; its spans are held as text, not as objects. */
-  private apply(b: { seq: number; at: number; spans: ESpan[]; text: string | Uint8Array; kind: number; done: Uint8Array }): void {
-    const refs = this.bodies.add(b.seq, b.text, batchFormat(b.kind), b.spans, b.done);
+  /** A logged batch into the engine; its spans are held as `body` (their objects are not kept). */
+  private apply(b: { seq: number; at: number; spans: ESpan[]; body: () => BatchText; done: Uint8Array }): void {
+    const refs = this.bodies.add(b.seq, b.spans.length, b.body, b.done);
     this.engine!.tick(b.at);
     this.engine!.ingest(b.spans, b.at, refs);
     this.handleOutput();
@@ -448,15 +443,20 @@ export function startMs(startNs: string): number {
   return startNs.length > 6 ? Number(startNs.slice(0, -6)) : 0;
 }
 
+/** A logged batch's spans located in its text (which they were parsed from), or encoded again should that fail. */
+function bodyOf(text: string, kind: number, spans: ESpan[]): BatchText {
+  return locateSpans(text, batchFormat(kind), spans.length) ?? encodeSpans(spans);
+}
+
 /** Spans cut into log rows of at most MAX_ROW_BYTES of JSON each (each span encoded once). */
-function* rows(spans: ESpan[]): Generator<{ spans: ESpan[]; json: string }> {
+function* rows(spans: ESpan[]): Generator<{ spans: ESpan[]; body: BatchText }> {
   let part: ESpan[] = [];
   let texts: string[] = [];
   let bytes = 0;
   for (const s of spans) {
     const text = JSON.stringify(s);
     if (part.length > 0 && bytes + text.length > MAX_ROW_BYTES) {
-      yield { spans: part, json: `[${texts.join(",")}]` };
+      yield { spans: part, body: joinSpans(texts) };
       part = [];
       texts = [];
       bytes = 0;
@@ -465,5 +465,5 @@ function* rows(spans: ESpan[]): Generator<{ spans: ESpan[]; json: string }> {
     texts.push(text);
     bytes += text.length + 1;
   }
-  if (part.length > 0) yield { spans: part, json: `[${texts.join(",")}]` };
+  if (part.length > 0) yield { spans: part, body: joinSpans(texts) };
 }

@@ -1,18 +1,19 @@
 /**
  * The bodies of a shard's spans, from their acceptance until they are done (exported or sampled
  * out): the engine knows a span by a number (its ref), this maps the number back to the eSpan
- * and to the done bit of its batch's log row. A batch is held as UTF-8 bytes in an arena
- * (span-text.ts says why); a span is parsed again when it is exported.
+ * and to the done bit of its batch's log row. A batch is held as its text (span-text.ts: one
+ * string, not thousands of objects for the garbage collector to trace); a span is parsed again
+ * when it is exported.
  */
 import type { ESpan } from "../../contract/espan.ts";
-import { ByteArena, spansText, spanText, type BatchBytes, type BatchFormat, type SpanLocator } from "./span-text.ts";
+import { compactSpans, type BatchText } from "./span-text.ts";
 
 export interface HeldBatch {
   seq: number;
   firstRef: number;
   count: number;
-  /** The batch's spans as bytes; null once every span is done (read only spans not done). */
-  body: BatchBytes | null;
+  /** The batch's spans as text; null once every span is done (read only spans not done). */
+  body: BatchText | null;
   done: Uint8Array;
   remaining: number;
   /** The body is compacted once `remaining` falls to half of this (then this becomes `remaining`). */
@@ -24,28 +25,23 @@ export class SpanBodies {
   private readonly batches: HeldBatch[] = []; // in ref order
   private readonly bySeq = new Map<number, HeldBatch>();
   private readonly dirty = new Set<HeldBatch>();
-  private readonly arena = new ByteArena();
   private nextRef = 0;
-  /** Bytes of the bodies held (what the spans not done take in memory). */
-  bytes = 0;
-
-  constructor(private readonly locate: SpanLocator) {}
+  /** Characters of the bodies held (what the spans not done take in memory: a byte each when ASCII). */
+  chars = 0;
 
   /**
-   * Registers a logged batch: its `spans`, parsed from `text` (of `format`; bytes are its UTF-8,
-   * held as they are, so the caller must not change them); returns their refs (consecutive).
+   * Registers a logged batch of `count` spans, whose text `body` gives (asked only when some
+   * span is not done: a replayed batch may be done already); returns their refs (consecutive).
    */
-  add(seq: number, text: string | Uint8Array, format: BatchFormat, spans: readonly ESpan[], done: Uint8Array): number[] {
-    const count = spans.length;
+  add(seq: number, count: number, body: () => BatchText, done: Uint8Array): number[] {
     const firstRef = this.nextRef;
     this.nextRef += count;
     let remaining = 0;
     for (let i = 0; i < count; i++) if (!bit(done, i)) remaining++;
-    // A replayed batch may be done, or mostly done, already.
     const b: HeldBatch = { seq, firstRef, count, body: null, done, remaining, compactFrom: count, dirty: false };
     if (remaining > 0) {
-      b.body = this.hold(text, format, spans);
-      this.bytes += b.body.bytes.length;
+      b.body = body();
+      this.chars += b.body.text.length;
       this.compactIfHalfDone(b);
     }
     this.batches.push(b);
@@ -53,18 +49,10 @@ export class SpanBodies {
     return Array.from({ length: count }, (_, i) => firstRef + i);
   }
 
-  /** The spans' bytes, located in their text (or in a text of their own, should that fail). */
-  private hold(text: string | Uint8Array, format: BatchFormat, spans: readonly ESpan[]): BatchBytes {
-    const bytes = typeof text === "string" ? this.arena.encode(text) : text;
-    const bounds = this.locate(bytes, format, spans.length);
-    if (bounds) return { bytes, bounds };
-    const own = this.arena.encode(spansText(spans));
-    return { bytes: own, bounds: this.locate(own, "array", spans.length)! };
-  }
-
   /** A span's JSON (as it came, or as encoded when it had to be); the span must not be done. */
   text(batch: HeldBatch, index: number): string {
-    return spanText(batch.body!, index);
+    const { text, bounds } = batch.body!;
+    return text.slice(bounds[2 * index], bounds[2 * index + 1]);
   }
 
   /** A span (parsed from its text: spans are held as text); the span must not be done. */
@@ -98,21 +86,21 @@ export class SpanBodies {
     this.dirty.add(batch);
     if (--batch.remaining > 0) this.compactIfHalfDone(batch);
     else {
-      this.bytes -= batch.body!.bytes.length;
+      this.chars -= batch.body!.text.length;
       batch.body = null;
     }
   }
 
   /**
    * Half the batch is done (client-rooted traces settle in seconds, the rest waits out the
-   * window): the bytes of what remains, without the rest. Each compaction copies at most half
-   * of what the last one kept, so all of a batch's copies come to less than its size.
+   * window): the text of what remains, without the rest. Each compaction copies at most half of
+   * what the last one kept, so all of a batch's copies come to less than its size.
    */
   private compactIfHalfDone(batch: HeldBatch): void {
     if (batch.remaining > batch.compactFrom >> 1) return;
-    this.bytes -= batch.body!.bytes.length;
-    batch.body = this.arena.compact(batch.body!, (i) => !bit(batch.done, i));
-    this.bytes += batch.body.bytes.length;
+    this.chars -= batch.body!.text.length;
+    batch.body = compactSpans(batch.body!, (i) => !bit(batch.done, i));
+    this.chars += batch.body.text.length;
     batch.compactFrom = batch.remaining;
   }
 
@@ -135,7 +123,7 @@ export class SpanBodies {
     for (let i = this.batches.length - 1; i >= 0; i--) {
       const b = this.batches[i];
       if (!keep(b.seq)) {
-        if (b.body) this.bytes -= b.body.bytes.length;
+        if (b.body) this.chars -= b.body.text.length;
         this.batches.splice(i, 1);
         this.bySeq.delete(b.seq);
         this.dirty.delete(b);

@@ -1,96 +1,145 @@
 /**
- * A batch's spans held as UTF-8 bytes plus the [start, end) of each span's JSON in them (found
- * by the engine's scan, assembly/span-text.ts), so that a shard holds a batch without holding
- * eSpan objects or big strings. Held spans wait up to a window (20 s by default: a million of them at 50k spans/s). As objects, about 13 heap objects
- * each, the garbage collector traced them all (9.4% of workerd's time under load, pauses of
- * 100 ms and more: the ingest's ack p99). As one string per batch, V8 kept them in its large
- * object space, which made every later large allocation (each request body's decoding) five
- * times slower. As bytes in a few big buffers (an arena), they cost the collector nothing; the
- * few spans that are exported are decoded and parsed again.
+ * Where each span's JSON lies in a batch's text, so a shard can hold a batch as its one string
+ * plus offsets instead of as eSpan objects. Held spans wait up to a window (20 s by default, a
+ * million of them at 50k spans/s): as objects, about 13 heap objects each, every one of which the
+ * garbage collector marks and moves until it dies (measured under the ingest bench: GC 9% of
+ * workerd's thread, pauses up to 158 ms, the ack p99); as text, a batch is one string. Only the
+ * few spans that are exported are parsed again. (Held as UTF-8 bytes instead, sent to the shard
+ * as bytes and scanned in WebAssembly, the shard measured a quarter slower: ArrayBuffers of
+ * every body cost more to move over RPC, to log and to hold than one string.)
  */
 import type { ESpan } from "../../contract/espan.ts";
 
 /** How a batch's text holds its spans. */
 export type BatchFormat = "array" | "doc" | "ndjson";
 
-/** A batch's spans: UTF-8 JSON, and the [start, end) of span i at bounds[2i], bounds[2i + 1]. */
-export interface BatchBytes {
-  bytes: Uint8Array;
+/** A batch's text and the [start, end) of each of its spans' JSON in it. */
+export interface BatchText {
+  text: string;
   bounds: Uint32Array;
 }
 
-/** Arena chunks: a few megabytes each, so that buffers are rarely allocated and freed. */
-const CHUNK_BYTES = 4 << 20;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
 /**
- * Bump allocation of byte ranges in shared chunks. A range is a view of its chunk; a chunk is
- * freed by the collector once no range of it is held, so nothing here counts references.
+ * The spans of `text` located: `n` of them, in order, or undefined when the text does not hold
+ * exactly `n` (it always should: `text` was parsed into these `n` spans).
+ * - "array": a JSON array of span objects (`[{...},{...}]`);
+ * - "doc": a JSON object whose (last) "spans" key is such an array (`{"spans":[...]}`);
+ * - "ndjson": one span per non-blank line.
  */
-export class ByteArena {
-  private chunk = new Uint8Array(0);
-  private used = 0;
-
-  /** `text` as UTF-8 in the arena. */
-  encode(text: string): Uint8Array {
-    // One byte per character when ASCII (the usual case); at most three per UTF-16 unit.
-    for (const perChar of [1, 3]) {
-      const room = this.take(text.length * perChar);
-      const { read, written } = encoder.encodeInto(text, room);
-      if (read === text.length) return this.giveBack(room, written);
-      this.giveBack(room, 0);
-    }
-    throw new Error("unreachable: three bytes per UTF-16 unit always suffice");
-  }
-
-  /** A copy of the ranges [bounds[2i], bounds[2i + 1]) of `from` that `keep` selects, packed. */
-  compact(from: BatchBytes, keep: (index: number) => boolean): BatchBytes {
-    let size = 0;
-    for (let i = 0; 2 * i < from.bounds.length; i++) if (keep(i)) size += from.bounds[2 * i + 1] - from.bounds[2 * i];
-    const bytes = this.take(size);
-    const bounds = new Uint32Array(from.bounds.length); // the others: [0, 0)
-    let at = 0;
-    for (let i = 0; 2 * i < bounds.length; i++) {
-      if (!keep(i)) continue;
-      const start = from.bounds[2 * i];
-      const end = from.bounds[2 * i + 1];
-      bytes.set(from.bytes.subarray(start, end), at);
-      bounds[2 * i] = at;
-      bounds[2 * i + 1] = at += end - start;
-    }
-    return { bytes, bounds };
-  }
-
-  private take(size: number): Uint8Array {
-    if (this.used + size > this.chunk.length) {
-      this.chunk = new Uint8Array(Math.max(CHUNK_BYTES, size));
-      this.used = 0;
-    }
-    const range = this.chunk.subarray(this.used, this.used + size);
-    this.used += size;
-    return range;
-  }
-
-  /** The last range taken, cut to its first `size` bytes (the rest goes back to the chunk). */
-  private giveBack(range: Uint8Array, size: number): Uint8Array {
-    this.used -= range.length - size;
-    return range.subarray(0, size);
-  }
+export function locateSpans(text: string, format: BatchFormat, n: number): BatchText | undefined {
+  const bounds = new Uint32Array(2 * n);
+  const found = format === "ndjson" ? scanLines(text, bounds) : scanJson(text, format === "doc", bounds);
+  return found === n ? { text, bounds } : undefined;
 }
 
-/** Span i's JSON text. */
-export function spanText(b: BatchBytes, i: number): string {
-  return decoder.decode(b.bytes.subarray(b.bounds[2 * i], b.bounds[2 * i + 1]));
+/** Spans encoded into a text of their own ("array" format). */
+export function encodeSpans(spans: readonly ESpan[]): BatchText {
+  return joinSpans(spans.map((s) => JSON.stringify(s)));
 }
 
-/** Spans' JSON joined into the "array" format (the text a shard logs when a body is not kept as it came). */
-export function spansText(spans: readonly ESpan[]): string {
-  return `[${spans.map((s) => JSON.stringify(s)).join(",")}]`;
+/** Spans' JSON texts joined into one "array" text. */
+export function joinSpans(texts: readonly string[]): BatchText {
+  const bounds = new Uint32Array(2 * texts.length);
+  let at = 1; // after "["
+  texts.forEach((t, i) => {
+    bounds[2 * i] = at;
+    bounds[2 * i + 1] = at + t.length;
+    at += t.length + 1; // and a comma
+  });
+  return { text: `[${texts.join(",")}]`, bounds };
 }
 
 /**
- * Finds the [start, end) of each of `n` spans in a batch's bytes (as pairs), or answers
- * undefined when they do not hold exactly `n`: the engine's scan (assembly/span-text.ts).
+ * The spans `keep` selects, in a text of their own (the rest's bounds become [0, 0)): what a
+ * batch holds once most of its spans are done, so that a few spans waiting out a window do not
+ * keep their whole batch's text alive.
  */
-export type SpanLocator = (bytes: Uint8Array, format: BatchFormat, n: number) => Uint32Array | undefined;
+export function compactSpans(body: BatchText, keep: (index: number) => boolean): BatchText {
+  const bounds = new Uint32Array(body.bounds.length);
+  const texts: string[] = [];
+  let at = 1; // after "["
+  for (let i = 0; 2 * i < bounds.length; i++) {
+    if (!keep(i)) continue;
+    const t = body.text.slice(body.bounds[2 * i], body.bounds[2 * i + 1]);
+    bounds[2 * i] = at;
+    bounds[2 * i + 1] = at + t.length;
+    at += t.length + 1;
+    texts.push(t);
+  }
+  return { text: `[${texts.join(",")}]`, bounds };
+}
+
+const QUOTE = 0x22, BACKSLASH = 0x5c, COLON = 0x3a;
+const OPEN_OBJ = 0x7b, CLOSE_OBJ = 0x7d, OPEN_ARR = 0x5b, CLOSE_ARR = 0x5d;
+
+/** Non-blank lines as spans; returns how many there are (bounds filled up to its size). */
+function scanLines(text: string, bounds: Uint32Array): number {
+  let found = 0;
+  let start = 0;
+  while (start <= text.length) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    if (text.slice(start, end).trim() !== "") {
+      if (2 * found + 1 < bounds.length) {
+        bounds[2 * found] = start;
+        bounds[2 * found + 1] = end;
+      }
+      found++;
+    }
+    start = end + 1;
+  }
+  return found;
+}
+
+/**
+ * The objects that are elements of the spans array: in "array" format the top-level array, in
+ * "doc" format the value of the top-level object's "spans" key (the last one, as JSON.parse
+ * keeps). Strings are skipped whole (escapes included); depth counts braces and brackets.
+ */
+function scanJson(text: string, doc: boolean, bounds: Uint32Array): number {
+  let found = 0;
+  let depth = 0;
+  /** The depth inside the spans array (its elements open at this depth), or -1 outside it. */
+  let arrayDepth = -1;
+  let lastKey = "";
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      const end = stringEnd(text, i);
+      // A key of the top-level object: the string before a colon at depth 1.
+      if (doc && depth === 1) {
+        let j = end + 1;
+        while (j < text.length && text.charCodeAt(j) <= 0x20) j++;
+        if (text.charCodeAt(j) === COLON) lastKey = text.slice(i + 1, end);
+      }
+      i = end;
+    } else if (c === OPEN_OBJ || c === OPEN_ARR) {
+      if (c === OPEN_ARR && arrayDepth < 0 && (doc ? depth === 1 && lastKey === "spans" : depth === 0)) {
+        arrayDepth = depth + 1;
+        found = 0; // a later "spans" key wins
+      } else if (c === OPEN_OBJ && depth === arrayDepth) {
+        if (2 * found < bounds.length) bounds[2 * found] = i;
+      }
+      depth++;
+    } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
+      depth--;
+      if (c === CLOSE_OBJ && depth === arrayDepth) {
+        if (2 * found + 1 < bounds.length) bounds[2 * found + 1] = i + 1;
+        found++;
+      } else if (c === CLOSE_ARR && depth === arrayDepth - 1) arrayDepth = -1;
+    }
+  }
+  return found;
+}
+
+/** The index of the quote closing the string that opens at `open`. */
+function stringEnd(text: string, open: number): number {
+  let at = open;
+  for (;;) {
+    at = text.indexOf('"', at + 1);
+    if (at < 0) return text.length;
+    let slashes = 0;
+    while (text.charCodeAt(at - 1 - slashes) === BACKSLASH) slashes++;
+    if ((slashes & 1) === 0) return at;
+  }
+}

@@ -9,7 +9,7 @@ import { Hono, type Context } from "hono";
 import type { ESpan } from "../../contract/espan.ts";
 import { shardName } from "../env.ts";
 import { IngestError } from "../errors.ts";
-import { bodyText, parseBatch, readBody } from "../ingest/decode.ts";
+import { parseBatch, readBody } from "../ingest/decode.ts";
 import type { IngestAnswer } from "../linker/shard.ts";
 import { shardOfNet } from "../linker/ids.ts";
 import type { AppEnv } from "./app-env.ts";
@@ -32,7 +32,7 @@ ingest.post("/v1/bpftracing", bearerAuth(), async (c) => {
   if (cfg.shards === 1) {
     // One shard: the body goes to it as it came, to be parsed and validated there, once.
     // RPC types flatten the answer union: cast back.
-    const answer = await ask(async () => (await shardStub(c.env, 0).ingestBody(0, body.bytes, body.ndjson, arrivalMs)) as IngestAnswer);
+    const answer = await ask(async () => (await shardStub(c.env, 0).ingestBody(0, body.text, body.ndjson, arrivalMs)) as IngestAnswer);
     if ("invalid" in answer) {
       workerCounters.rejected += answer.rejected ? new Set(answer.rejected.map((r) => r.index)).size : 1;
       throw new IngestError(400, answer.invalid, { rejected: answer.rejected });
@@ -42,7 +42,7 @@ ingest.post("/v1/bpftracing", bearerAuth(), async (c) => {
 
   let spans: ESpan[];
   try {
-    spans = parseBatch(bodyText(body.bytes), body.ndjson).spans;
+    spans = parseBatch(body.text, body.ndjson).spans;
   } catch (e) {
     if (e instanceof IngestError) workerCounters.rejected += e.extra.rejected ? new Set(e.extra.rejected.map((r) => r.index)).size : 1;
     throw e;

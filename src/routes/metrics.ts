@@ -28,7 +28,7 @@ const GAUGES: [keyof ShardStats, string, string][] = [
   ["held", "espan_held_spans", "Spans held (undecided, or within their window), per shard."],
   ["exportBacklog", "espan_export_backlog_spans", "Spans waiting for the collector, per shard."],
   ["engineBytes", "espan_engine_memory_bytes", "WASM engine memory, per shard."],
-  ["bodyBytes", "espan_held_body_bytes", "Bytes of the held spans' bodies (their JSON), per shard."],
+  ["bodyBytes", "espan_held_body_bytes", "Size of the held spans' JSON (characters: a byte each when ASCII), per shard."],
   ["logBytes", "espan_shard_storage_bytes", "SQLite storage of the shard."],
 ];
 
