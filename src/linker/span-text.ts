@@ -95,6 +95,7 @@ function scanLines(text: string, bounds: Uint32Array): number {
  * The objects that are elements of the spans array: in "array" format the top-level array, in
  * "doc" format the value of the top-level object's "spans" key (the last one, as JSON.parse
  * keeps). Strings are skipped whole (escapes included); depth counts braces and brackets.
+ * Returns how many there are, or -1 when a top-level key is escaped (beyond this scan).
  */
 function scanJson(text: string, doc: boolean, bounds: Uint32Array): number {
   let found = 0;
@@ -110,7 +111,11 @@ function scanJson(text: string, doc: boolean, bounds: Uint32Array): number {
       if (doc && depth === 1) {
         let j = end + 1;
         while (j < text.length && text.charCodeAt(j) <= 0x20) j++;
-        if (text.charCodeAt(j) === COLON) lastKey = text.slice(i + 1, end);
+        if (text.charCodeAt(j) === COLON) {
+          lastKey = text.slice(i + 1, end);
+          // An escaped key could be "spans" to JSON.parse and not to this scan: not located.
+          if (lastKey.includes("\\")) return -1;
+        }
       }
       i = end;
     } else if (c === OPEN_OBJ || c === OPEN_ARR) {

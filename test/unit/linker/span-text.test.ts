@@ -29,6 +29,12 @@ describe("spans located in a batch's text", () => {
     expect(parsed(locateSpans(nd, "ndjson", 3)!)).toEqual(tricky);
   });
 
+  it("does not guess when a top-level key is escaped (it could be \"spans\" to JSON.parse)", () => {
+    const text = `{"spans": [{"a": 1}, {"b": 2}], "sp\\u0061ns": [{"c": 3}, {"d": 4}]}`;
+    expect(JSON.parse(text).spans).toEqual([{ c: 3 }, { d: 4 }]);
+    expect(locateSpans(text, "doc", 2)).toBeUndefined();
+  });
+
   it("answers undefined when the text does not hold as many spans as it should", () => {
     expect(locateSpans(JSON.stringify({ spans: tricky }), "doc", 4)).toBeUndefined();
     expect(locateSpans(JSON.stringify({ spans: tricky }), "doc", 2)).toBeUndefined();
