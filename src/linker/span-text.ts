@@ -51,22 +51,16 @@ export function joinSpans(texts: readonly string[]): BatchText {
 
 /**
  * The spans `keep` selects, in a text of their own (the rest's bounds become [0, 0)): what a
- * batch holds once most of its spans are done, so that a few spans waiting out a window do not
- * keep their whole batch's text alive.
+ * batch holds once half its spans are done, so that the spans waiting out a window do not keep
+ * their whole batch's text alive.
  */
 export function compactSpans(body: BatchText, keep: (index: number) => boolean): BatchText {
+  const kept: number[] = [];
+  for (let i = 0; 2 * i < body.bounds.length; i++) if (keep(i)) kept.push(i);
+  const joined = joinSpans(kept.map((i) => body.text.slice(body.bounds[2 * i], body.bounds[2 * i + 1])));
   const bounds = new Uint32Array(body.bounds.length);
-  const texts: string[] = [];
-  let at = 1; // after "["
-  for (let i = 0; 2 * i < bounds.length; i++) {
-    if (!keep(i)) continue;
-    const t = body.text.slice(body.bounds[2 * i], body.bounds[2 * i + 1]);
-    bounds[2 * i] = at;
-    bounds[2 * i + 1] = at + t.length;
-    at += t.length + 1;
-    texts.push(t);
-  }
-  return { text: `[${texts.join(",")}]`, bounds };
+  kept.forEach((i, k) => bounds.set(joined.bounds.subarray(2 * k, 2 * k + 2), 2 * i));
+  return { text: joined.text, bounds };
 }
 
 const QUOTE = 0x22, BACKSLASH = 0x5c, COLON = 0x3a;
