@@ -1,7 +1,8 @@
 /**
  * `npm start -- [--port P]`: the ingest and linker on localhost with embedded storage (wrangler
- * dev, local and offline). `npm run serve -- [--port P]`: the same worker on bare `workerd serve`
- * with a generated config (the self-hosted path; benchmark there: no proxy hop).
+ * dev, local and offline). `npm run serve -- [--port P] [--inspect HOST:PORT]`: the same worker on
+ * bare `workerd serve` with a generated config (the self-hosted path; benchmark there: no proxy
+ * hop); `--inspect` opens workerd's V8 inspector there (CPU and heap profiles of the isolate).
  *
  * The configuration comes from this command's environment (ENV_INPUT_EBPFTRACE_*, ESPAN_*,
  * OTEL_EXPORTER_OTLP_*), is validated here first (a bad value stops start-up, naming the
@@ -23,8 +24,10 @@ const { values: args } = parseArgs({
     port: { type: "string", default: process.env.PORT ?? "8787" },
     host: { type: "string", default: "127.0.0.1" },
     workerd: { type: "boolean", default: false },
+    inspect: { type: "string" },
   },
 });
+if (args.inspect !== undefined && !args.workerd) fail("--inspect: only with `npm run serve` (workerd serve); wrangler dev has its own inspector");
 
 const port = Number(args.port);
 if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`--port: "${args.port}" is not a port number`);
@@ -74,7 +77,7 @@ function serveWorkerd() {
   mkdirSync(storage, { recursive: true });
   const config = join(out, "espan.capnp");
   writeFileSync(config, capnpConfig(readdirSync(out).filter((f) => f.endsWith(".wasm")), storage));
-  return spawn(join(ROOT, "node_modules", ".bin", "workerd"), ["serve", config], { cwd: out, stdio: "inherit" });
+  return spawn(join(ROOT, "node_modules", ".bin", "workerd"), ["serve", config, ...(args.inspect ? [`--inspector-addr=${args.inspect}`] : [])], { cwd: out, stdio: "inherit" });
 }
 
 /** The workerd config: the bundle's modules, the bindings, SQLite-backed Durable Objects on disk. */

@@ -28,6 +28,8 @@ export interface IngestOptions {
   otlpProtocol?: "http/json" | "http/protobuf";
   dbPath?: string;
   extraEnv?: Record<string, string>;
+  /** More arguments for `start.js --workerd` (e.g. --inspect). */
+  extraArgs?: string[];
 }
 
 export interface Ingest {
@@ -72,7 +74,7 @@ export async function startIngest(o: IngestOptions = {}): Promise<Ingest> {
   let child: ChildProcess;
   let output = "";
   const launch = async () => {
-    child = spawn(process.execPath, [join(ROOT, "dist", "start.js"), "--workerd", "--port", String(port)], {
+    child = spawn(process.execPath, [join(ROOT, "dist", "start.js"), "--workerd", "--port", String(port), ...(o.extraArgs ?? [])], {
       cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"],
     });
     child.stdout!.on("data", (d) => (output += d));
