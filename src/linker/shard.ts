@@ -50,7 +50,8 @@ interface ExportItem {
   batch: HeldBatch;
   index: number;
   result: RawResult;
-  /** The span, parsed again from its text when its export step takes it. */
+  /** The span's own JSON (as held), and the span parsed from it, when its export step takes it. */
+  json?: string;
   span?: ESpan;
   /** In the trace store already (an export retried after a collector failure skips the store). */
   stored: boolean;
@@ -345,7 +346,10 @@ export class LinkerShard extends DurableObject<Env> {
   private async exportStep(taken: ExportItem[]): Promise<void> {
     // A span decided twice (it should not be) is exported once: its body is gone once done.
     const items = taken.filter((it) => !this.bodies.isDone(it.batch, it.index));
-    for (const it of items) it.span ??= this.bodies.span(it.batch, it.index);
+    for (const it of items) {
+      it.json ??= this.bodies.text(it.batch, it.index);
+      it.span ??= JSON.parse(it.json) as ESpan;
+    }
     try {
       await this.storeSpans(items.filter((it) => !it.stored));
       for (const it of items) it.stored = true;
@@ -394,8 +398,7 @@ export class LinkerShard extends DurableObject<Env> {
         if (!p) parts.set(i, (p = []));
         rows = p;
       }
-      const json = linkedJson(span, it.result, this.bodies.text(it.batch, it.index));
-      rows.push(traceId, it.result.spanId, parentId, span.service, startMs(span.start_ns), span.operation ?? "", json);
+      rows.push(traceId, it.result.spanId, parentId, span.service, startMs(span.start_ns), span.operation ?? "", linkedJson(span, it.result, it.json));
     }
     void STORE_COLUMNS; // the order pushed above
     await Promise.all([...parts].map(([i, p]) => this.env.TRACE_STORE.get(this.env.TRACE_STORE.idFromName(storeName(i))).putSpans(p)));

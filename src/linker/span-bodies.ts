@@ -2,10 +2,9 @@
  * The bodies of a shard's spans, from their acceptance until they are done (exported or sampled
  * out): the engine knows a span by a number (its ref), this maps the number back to the eSpan
  * and to the done bit of its batch's log row. A batch is held as its text (span-text.ts: one
- * string, not thousands of objects for the garbage collector to trace); a span is parsed again
- * when it is exported.
+ * string, not thousands of objects for the garbage collector to trace); a span's text is parsed
+ * again when it is exported.
  */
-import type { ESpan } from "../../contract/espan.ts";
 import { compactSpans, type BatchText } from "./span-text.ts";
 
 export interface HeldBatch {
@@ -53,11 +52,6 @@ export class SpanBodies {
   text(batch: HeldBatch, index: number): string {
     const { text, bounds } = batch.body!;
     return text.slice(bounds[2 * index], bounds[2 * index + 1]);
-  }
-
-  /** A span (parsed from its text: spans are held as text); the span must not be done. */
-  span(batch: HeldBatch, index: number): ESpan {
-    return JSON.parse(this.text(batch, index)) as ESpan;
   }
 
   /** The batch and index of a ref, or undefined when that batch was dropped. */
