@@ -22,10 +22,11 @@ import { acceptOne, checkTables, freeRecord, ingestOne, onTimer, prefetchIngest,
 export { checkTables };
 import { poolBytes, poolInit, poolLive } from "./pool";
 import { APP_SHIFT, APP_SIZE, REC_SHIFT, REC_SIZE } from "./record";
-import { tableInit } from "./table";
+import { tableBytes, tableInit, tableSlots } from "./table";
 import { dueAt, dueGen, dueIdx, dueKind, timerBytes, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
 
-export function init(shard: u32, shards: u32, windowMs: i64, settleMs: i64, threshold: u64, useApp: bool, keepAll: bool): void {
+/** `netSlots`, `threadSlots`: the tables' starting capacity (0: small); a reset shard keeps its sizes. */
+export function init(shard: u32, shards: u32, windowMs: i64, settleMs: i64, threshold: u64, useApp: bool, keepAll: bool, netSlots: u32, threadSlots: u32): void {
   // All of memory above the header is zeroed, so that an instance can be reset and reused: the
   // allocator takes memory it has not handed out before to be zero. (On a fresh instance that is
   // the initial pages; on a reused one it keeps its grown memory, already faulted in.)
@@ -40,8 +41,8 @@ export function init(shard: u32, shards: u32, windowMs: i64, settleMs: i64, thre
   hset(H_OPTS, (useApp ? OPT_USE_APP : 0) | (keepAll ? OPT_KEEP_ALL : 0));
   poolInit(H_REC_BASE);
   poolInit(H_APP_BASE);
-  tableInit(H_NET_BASE, 2048);
-  tableInit(H_THR_BASE, 2048);
+  tableInit(H_NET_BASE, max<u32>(2048, netSlots));
+  tableInit(H_THR_BASE, max<u32>(2048, threadSlots));
   timersInit(1024);
   buffersInit();
 }
@@ -149,13 +150,18 @@ export function memoryPart(i: i32): u64 {
   switch (i) {
     case 0: return poolBytes(H_REC_BASE, REC_SIZE, REC_SHIFT);
     case 1: return poolBytes(H_APP_BASE, APP_SIZE, APP_SHIFT);
-    case 2: return hget(H_NET_BASE + 1) << 3;
-    case 3: return hget(H_THR_BASE + 1) << 3;
+    case 2: return tableBytes(H_NET_BASE);
+    case 3: return tableBytes(H_THR_BASE);
     case 4: return timerBytes();
     case 5: return hget(H_IN_CAP) + hget(H_OUT_CAP) + hget(H_MSG_CAP) + hget(H_MIN_CAP) + hget(H_STACK_CAP) + hget(H_DEFER_CAP);
     case 6: return freeBytes();
     default: return 0;
   }
+}
+
+/** Slots of the net (0) or thread (1) table: what a reset passes back to `init` to keep them. */
+export function tableCapacity(i: i32): u32 {
+  return restored() ? tableSlots(i == 0 ? H_NET_BASE : H_THR_BASE) : 0;
 }
 
 /** Bytes of linear memory in use: the snapshot size. */

@@ -29,7 +29,7 @@ import {
   R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SHIFT, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
   S_WAITING, setFlags, setState, state, R_F_FREE,
 } from "./record";
-import { capOf, homeOf, homeSlot, nextPos, probeFirst, probeNext, slotAt, slotIdx, slotsOf, slotTag, tableInsert, tableRemove, tagOf } from "./table";
+import { homeSlot, probeFirst, probeNext, tableCheck, tableInsert, tableRemove } from "./table";
 import { NO_GEN_CHECK, T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
 
 const NO_GEN: i32 = -1;
@@ -537,30 +537,10 @@ import { shardOfNet } from "./ids";
   return shardOfNet(key, <u32>hget(H_SHARDS));
 }
 
-/** Consistency check for tests: 0, or a code naming the first broken invariant. */
+/** Consistency check for tests: 0, or a code naming the first broken invariant (10 + the net table's code, 20 + the thread table's). */
 export function checkTables(): u32 {
-  for (let t = 0; t < 2; t++) {
-    const h = t == 0 ? H_NET_BASE : H_THR_BASE;
-    const keyAt = t == 0 ? R_KEY : R_TID;
-    const slots = slotsOf(h);
-    const cap = capOf(h);
-    for (let pos: u32 = 0; pos < cap; pos++) {
-      const slot = slotAt(slots, pos);
-      const idx = slotIdx(slot);
-      if (idx == 0) continue;
-      const p = rp(idx);
-      if ((flags(p) & R_F_FREE) != 0) return 10 + t; // a freed record still in a table
-      if (slotTag(slot) != tagOf(load<u64>(p + keyAt))) return 30 + t; // a tag that is not its key's
-      // runs sorted by tag (rehash depends on it), but where a run wraps past the last slot
-      if (pos > 0 && homeOf(slotTag(slot), cap) <= pos) {
-        const prev = slotAt(slots, pos - 1);
-        if (slotIdx(prev) != 0 && homeOf(slotTag(prev), cap) <= pos - 1 && slotTag(prev) > slotTag(slot)) return 40 + t;
-      }
-      // reachable from its home slot without crossing an empty slot
-      for (let i = homeOf(slotTag(slot), cap); i != pos; i = nextPos(i, cap)) {
-        if (slotIdx(slotAt(slots, i)) == 0) return 20 + t;
-      }
-    }
-  }
-  return 0;
+  const net = tableCheck(H_NET_BASE, R_KEY, R_FLAGS, <u16>R_F_FREE);
+  if (net != 0) return 10 + net;
+  const thread = tableCheck(H_THR_BASE, R_TID, R_FLAGS, <u16>R_F_FREE);
+  return thread != 0 ? 20 + thread : 0;
 }

@@ -1,88 +1,114 @@
-// Open-addressing multi-map from a u64 key to span records: Robin Hood linear probing (Celis
-// 1986; an entry never sits farther from its home than the one it displaced, so a probe stops
-// as soon as it meets an entry nearer its own home) with backward-shift deletion (no tombstones).
-// Plain linear probing at this load spent a fifth of the engine's time shifting long runs.
-// A slot is 8 bytes: the record index (low 32 bits) and a tag, the high half of the key's hash
-// (high 32 bits), from which the home slot is computed. Probes compare tags and only read a
-// record on a tag match, and deletion finds homes from tags: no cache miss into the records
-// except for real matches (a 4-byte slot that read each key from its record cost ~5x the time).
+// Multi-map from a u64 key to span records, in buckets of one cache line, after Facebook's F14
+// tables (Bronson and Shi, "Open-sourcing F14", 2019): a probe reads one 64-byte bucket, compares
+// its 12 one-byte tags at once (SIMD), and reads a record only on a tag match. A bucket that had
+// to pass entries on to the next one counts them (its overflow count), so a probe stops at the
+// first bucket whose count is zero, deletion just clears a tag (no tombstones, no shifting), and
+// an insert never moves another entry.
 //
-// Capacities are not powers of two: the home of a tag is `tag * cap >> 32` (Lemire's fastrange),
-// so a table grows by half again at 80% load and its load stays between 53% and 80% (10–15
-// bytes per entry). Doubling left a table at 40% just after each doubling (20 bytes per entry),
-// the largest swing in bytes per held span (BENCHMARKS.md). A 90% bound would save two more
-// bytes but doubled the insert time: Robin Hood inserts shift whole clusters, which grow fast
-// past 80%. Homes rise with tags, so a rehash writes the new table almost in order.
-// A table is three header words from `h`: base, capacity, count.
+// Why not Robin Hood linear probing (the previous table): at a million held spans its inserts
+// shifted whole clusters and its deletions shifted runs back, a fifth of the engine's time
+// (BENCHMARKS.md); here an insert or a deletion touches one bucket, almost always its home.
+// A bucket costs 64 bytes for 12 entries: 6.7 bytes an entry at the 80% bound, 10 just after
+// growing by half (8-byte Robin Hood slots: 10 and 15).
+//
+// Bucket layout: bytes 0..11 the tags (0 = empty slot; else 0x80 | 7 bits of the key's hash),
+// byte 12 the overflow count (saturates at 255 and then stays: probes just go on further),
+// 13..15 unused, 16..63 the 12 record indices (u32).
+// A table is three header words from `h`: base, bucket count, entry count. The home bucket of a
+// hash is `hash_hi * buckets >> 32` (Lemire's fastrange), so the bucket count need not be a power
+// of two and a table grows by half again.
 import { allocExact, freeExact } from "./alloc";
 import { hget, hset } from "./header";
 import { mix64, SALT_TABLE } from "./ids";
 import { rp } from "./record";
 
 const T_BASE = 0;
-const T_CAP = 1;
+const T_BUCKETS = 1;
 const T_COUNT = 2;
-/** Grow at 80% load, by half again. */
+const BUCKET_SHIFT: u32 = 6;
+const SLOTS: u32 = 12;
+const SLOT_MASK: i32 = (1 << SLOTS) - 1;
+const OVERFLOW_AT: usize = 12;
+const IDX_AT: usize = 16;
+const SATURATED: u32 = 255;
+/** Grow at 80% of the slots, by half again. */
 const MAX_LOAD_NUM: u64 = 4;
 const MAX_LOAD_DEN: u64 = 5;
 
-export function tableInit(h: i32, cap: u32): void {
-  hset(h + T_BASE, <u64>allocExact(<usize>cap << 3));
-  hset(h + T_CAP, cap);
+export function tableInit(h: i32, entries: u32): void {
+  const buckets = max<u32>(1, (entries + SLOTS - 1) / SLOTS);
+  hset(h + T_BASE, <u64>allocExact(<usize>buckets << BUCKET_SHIFT));
+  hset(h + T_BUCKETS, buckets);
   hset(h + T_COUNT, 0);
 }
 
-@inline export function slotsOf(h: i32): usize {
-  return <usize>hget(h + T_BASE);
-}
-@inline export function capOf(h: i32): u32 {
-  return <u32>hget(h + T_CAP);
-}
-/** The tag of a key: the high half of its hash (any value; a slot is in use when its index is not 0). */
-@inline export function tagOf(key: u64): u32 {
-  return <u32>(mix64(key ^ SALT_TABLE) >> 32);
-}
-/** The home slot of a tag in a table of `cap` slots. */
-@inline export function homeOf(tag: u32, cap: u32): u32 {
-  return <u32>((<u64>tag * <u64>cap) >> 32);
-}
-/** The slot after `pos`, wrapping. */
-@inline export function nextPos(pos: u32, cap: u32): u32 {
-  return pos + 1 == cap ? 0 : pos + 1;
-}
-@inline export function slotAt(slots: usize, pos: u32): u64 {
-  return load<u64>(slots + (<usize>pos << 3));
-}
-@inline export function slotIdx(slot: u64): u32 {
-  return <u32>slot;
-}
-@inline export function slotTag(slot: u64): u32 {
-  return <u32>(slot >> 32);
+/** Bytes the table's buckets take. */
+export function tableBytes(h: i32): u64 {
+  return hget(h + T_BUCKETS) << BUCKET_SHIFT;
 }
 
-/** The slot at the home of `key` in table `h` (group prefetching loads it ahead of a probe). */
+/** Entries the table has room for. */
+export function tableSlots(h: i32): u32 {
+  return <u32>hget(h + T_BUCKETS) * SLOTS;
+}
+
+/** Entries the table holds. */
+export function tableCount(h: i32): u64 {
+  return hget(h + T_COUNT);
+}
+
+@inline function hashOf(key: u64): u64 {
+  return mix64(key ^ SALT_TABLE);
+}
+@inline function tagOf(hash: u64): u8 {
+  return <u8>(0x80 | (<u32>hash & 0x7f));
+}
+@inline function homeOf(hash: u64, buckets: u32): u32 {
+  return <u32>(((hash >> 32) * <u64>buckets) >> 32);
+}
+@inline function bucketAt(base: usize, b: u32): usize {
+  return base + (<usize>b << BUCKET_SHIFT);
+}
+@inline function nextBucket(b: u32, buckets: u32): u32 {
+  return b + 1 == buckets ? 0 : b + 1;
+}
+/** Bit i set: slot i holds tag `tag` (tag 0: slot i is empty). */
+@inline function slotsWith(bp: usize, tag: u8): i32 {
+  return i8x16.bitmask(i8x16.eq(v128.load(bp), i8x16.splat(<i8>tag))) & SLOT_MASK;
+}
+@inline function overflowOf(bp: usize): u32 {
+  return <u32>load<u8>(bp + OVERFLOW_AT);
+}
+@inline function idxAt(bp: usize, slot: i32): u32 {
+  return load<u32>(bp + IDX_AT + (<usize>slot << 2));
+}
+
+/** Touches the home bucket of `key` in table `h` (group prefetching loads it ahead of a probe). */
 @inline export function homeSlot(h: i32, key: u64): u64 {
-  return slotAt(slotsOf(h), homeOf(tagOf(key), capOf(h)));
+  return load<u64>(bucketAt(<usize>hget(h + T_BASE), homeOf(hashOf(key), <u32>hget(h + T_BUCKETS))));
 }
 
 // A probe over the records of one key: `for (let q = probeFirst(h, keyAt, key); q != 0; q =
 // probeNext())`. The cursor lives in these globals for the loop only (never across calls, so a
 // snapshot of memory still holds all state); the table must not change while it runs.
-let pSlots: usize = 0;
-let pCap: u32 = 0;
-let pTag: u32 = 0;
-let pPos: u32 = 0;
-let pDist: u32 = 0;
+let pBase: usize = 0;
+let pBuckets: u32 = 0;
+let pBucket: u32 = 0;
+let pLeft: u32 = 0; // buckets not yet visited (a saturated chain stops after the whole table)
+let pMask: i32 = 0; // tag matches of the current bucket not yet returned
+let pTag: u8 = 0;
 let pKeyAt: u32 = 0;
 let pKey: u64 = 0;
 
 /** The first record under `key` in table `h` (key at `keyAt` in the record), or 0. */
 export function probeFirst(h: i32, keyAt: u32, key: u64): u32 {
-  pSlots = slotsOf(h);
-  pCap = capOf(h);
-  pTag = tagOf(key);
-  pPos = homeOf(pTag, pCap);
-  pDist = 0;
+  const hash = hashOf(key);
+  pBase = <usize>hget(h + T_BASE);
+  pBuckets = <u32>hget(h + T_BUCKETS);
+  pBucket = homeOf(hash, pBuckets);
+  pLeft = pBuckets - 1;
+  pTag = tagOf(hash);
+  pMask = slotsWith(bucketAt(pBase, pBucket), pTag);
   pKeyAt = keyAt;
   pKey = key;
   return probeNext();
@@ -90,121 +116,148 @@ export function probeFirst(h: i32, keyAt: u32, key: u64): u32 {
 
 /** The next record under the probe's key, or 0 at the end. Records are read on tag matches only. */
 export function probeNext(): u32 {
-  let slot = slotAt(pSlots, pPos);
-  while (!probeEnds(slot, pPos, pDist, pCap)) {
-    pPos = nextPos(pPos, pCap);
-    pDist++;
-    if (slotTag(slot) == pTag && load<u64>(rp(slotIdx(slot)) + pKeyAt) == pKey) return slotIdx(slot);
-    slot = slotAt(pSlots, pPos);
+  for (;;) {
+    const bp = bucketAt(pBase, pBucket);
+    while (pMask != 0) {
+      const slot = ctz(pMask);
+      pMask &= pMask - 1;
+      const idx = idxAt(bp, slot);
+      if (load<u64>(rp(idx) + pKeyAt) == pKey) return idx;
+    }
+    if (overflowOf(bp) == 0 || pLeft == 0) return 0;
+    pLeft--;
+    pBucket = nextBucket(pBucket, pBuckets);
+    pMask = slotsWith(bucketAt(pBase, pBucket), pTag);
   }
-  return 0;
+  return 0; // not reached (AssemblyScript wants a return after an endless loop)
 }
 
 export function tableInsert(h: i32, keyAt: u32, idx: u32): void {
   const count = hget(h + T_COUNT) + 1;
-  const cap = hget(h + T_CAP);
-  if (count * MAX_LOAD_DEN > cap * MAX_LOAD_NUM) rehash(h, <u32>(cap + (cap >> 1)));
+  const buckets = hget(h + T_BUCKETS);
+  if (count * MAX_LOAD_DEN > buckets * SLOTS * MAX_LOAD_NUM) rehash(h, keyAt, <u32>(buckets + (buckets >> 1) + 1));
   hset(h + T_COUNT, count);
-  put(slotsOf(h), capOf(h), (<u64>tagOf(load<u64>(rp(idx) + keyAt)) << 32) | idx);
+  put(<usize>hget(h + T_BASE), <u32>hget(h + T_BUCKETS), hashOf(load<u64>(rp(idx) + keyAt)), idx);
 }
 
-/** Distance of the entry in `slot`, found at `pos`, from its home slot. */
-@inline export function distOf(slot: u64, pos: u32, cap: u32): u32 {
-  const home = homeOf(slotTag(slot), cap);
-  return pos >= home ? pos - home : pos + cap - home;
-}
-
-/** Whether a probe for a key, `dist` slots from its home, can stop at `slot` (at `pos`). */
-@inline export function probeEnds(slot: u64, pos: u32, dist: u32, cap: u32): bool {
-  return slotIdx(slot) == 0 || distOf(slot, pos, cap) < dist;
-}
-
-function put(slots: usize, cap: u32, slot: u64): void {
-  let pos = homeOf(slotTag(slot), cap);
-  let dist: u32 = 0;
+/** Places an entry in the first bucket with room from its home on, counting the buckets it passes. */
+function put(base: usize, buckets: u32, hash: u64, idx: u32): void {
+  let b = homeOf(hash, buckets);
   for (;;) {
-    const at = slots + (<usize>pos << 3);
-    const cur = load<u64>(at);
-    if (slotIdx(cur) == 0) {
-      store<u64>(at, slot);
+    const bp = bucketAt(base, b);
+    const free = slotsWith(bp, 0);
+    if (free != 0) {
+      const slot = ctz(free);
+      store<u8>(bp + <usize>slot, tagOf(hash));
+      store<u32>(bp + IDX_AT + (<usize>slot << 2), idx);
       return;
     }
-    const d = distOf(cur, pos, cap);
-    if (d < dist || (d == dist && slotTag(cur) > slotTag(slot))) {
-      // Robin Hood: the richer resident yields its place and moves on. Between equals, the
-      // larger tag moves on: runs stay sorted by tag, which rehash relies on.
-      store<u64>(at, slot);
-      slot = cur;
-      dist = d;
-    }
-    pos = nextPos(pos, cap);
-    dist++;
+    const over = overflowOf(bp);
+    if (over < SATURATED) store<u8>(bp + OVERFLOW_AT, <u8>(over + 1));
+    b = nextBucket(b, buckets);
   }
 }
 
 /**
- * Moves every entry into a table of `cap` slots in one sequential pass: the table keeps its
- * entries in order of tag (put breaks Robin Hood's ties by tag), homes rise with tags at any
- * capacity, so each entry goes to its new home or just after the entry placed before it. (A put
- * per entry cost more than all the run's inserts together.) Entries pushed past the last slot
- * are put after the pass, Robin Hood style, so they wrap to the front as they should.
+ * Moves every entry into a table of `buckets` buckets. Entries are read bucket by bucket; each
+ * one's hash comes from its record's key (the tags keep only 7 bits), reads that do not depend on
+ * each other, so the CPU overlaps their misses. A running shard's tables reach their size once.
  */
-function rehash(h: i32, cap: u32): void {
-  const old = slotsOf(h);
-  const oldCap = capOf(h);
-  const slots = allocExact(<usize>cap << 3, false); // every slot is written below
-  // Entries in the first slots may belong to a run that wrapped around the end: they come last.
-  let first: u32 = 0;
-  while (first < oldCap) {
-    const s = slotAt(old, first);
-    if (slotIdx(s) == 0 || homeOf(slotTag(s), oldCap) <= first) break;
-    first++;
-  }
-  let next: u32 = 0; // the first position not taken, no wrapping
-  let over: u32 = 0; // entries that would sit past the last slot
-  for (let k: u32 = 0; k < oldCap; k++) {
-    const s = slotAt(old, first + k < oldCap ? first + k : first + k - oldCap);
-    if (slotIdx(s) == 0) continue;
-    const home = homeOf(slotTag(s), cap);
-    const pos = home > next ? home : next;
-    if (pos >= cap) over++;
-    else {
-      memory.fill(slots + (<usize>next << 3), 0, <usize>(pos - next) << 3); // the gap before it
-      store<u64>(slots + (<usize>pos << 3), s);
+function rehash(h: i32, keyAt: u32, buckets: u32): void {
+  const old = <usize>hget(h + T_BASE);
+  const oldBuckets = <u32>hget(h + T_BUCKETS);
+  const base = allocExact(<usize>buckets << BUCKET_SHIFT);
+  for (let b: u32 = 0; b < oldBuckets; b++) {
+    const bp = bucketAt(old, b);
+    let used = ~slotsWith(bp, 0) & SLOT_MASK;
+    while (used != 0) {
+      const slot = ctz(used);
+      used &= used - 1;
+      const idx = idxAt(bp, slot);
+      put(base, buckets, hashOf(load<u64>(rp(idx) + keyAt)), idx);
     }
-    next = pos + 1;
   }
-  if (next < cap) memory.fill(slots + (<usize>next << 3), 0, <usize>(cap - next) << 3);
-  // The overflow is the last entries of the pass: put them, wrapping to the front.
-  for (let k = oldCap; over > 0; ) {
-    k--;
-    const s = slotAt(old, first + k < oldCap ? first + k : first + k - oldCap);
-    if (slotIdx(s) == 0) continue;
-    put(slots, cap, s);
-    over--;
-  }
-  freeExact(old, <usize>oldCap << 3);
-  hset(h + T_BASE, <u64>slots);
-  hset(h + T_CAP, cap);
+  freeExact(old, <usize>oldBuckets << BUCKET_SHIFT);
+  hset(h + T_BASE, <u64>base);
+  hset(h + T_BUCKETS, buckets);
 }
 
 /** Removes record `idx` (present under its key). */
 export function tableRemove(h: i32, keyAt: u32, idx: u32): void {
-  const slots = slotsOf(h);
-  const cap = capOf(h);
-  let i = homeOf(tagOf(load<u64>(rp(idx) + keyAt)), cap);
-  while (slotIdx(slotAt(slots, i)) != idx) {
-    if (slotIdx(slotAt(slots, i)) == 0) unreachable(); // not present: a bookkeeping bug
-    i = nextPos(i, cap);
+  const base = <usize>hget(h + T_BASE);
+  const buckets = <u32>hget(h + T_BUCKETS);
+  const hash = hashOf(load<u64>(rp(idx) + keyAt));
+  const tag = tagOf(hash);
+  const home = homeOf(hash, buckets);
+  let b = home;
+  for (let seen: u32 = 0; ; seen++) {
+    if (seen == buckets) unreachable(); // not present: a bookkeeping bug
+    const bp = bucketAt(base, b);
+    let m = slotsWith(bp, tag);
+    while (m != 0) {
+      const slot = ctz(m);
+      m &= m - 1;
+      if (idxAt(bp, slot) != idx) continue;
+      store<u8>(bp + <usize>slot, 0);
+      // The buckets it had passed on its way here count one entry fewer.
+      for (let c = home; c != b; c = nextBucket(c, buckets)) {
+        const cp = bucketAt(base, c);
+        const over = overflowOf(cp);
+        if (over < SATURATED) store<u8>(cp + OVERFLOW_AT, <u8>(over - 1));
+      }
+      hset(h + T_COUNT, hget(h + T_COUNT) - 1);
+      return;
+    }
+    b = nextBucket(b, buckets);
   }
-  // Backward shift: move the rest of the run one slot back until an entry sits at its home.
-  for (;;) {
-    const j = nextPos(i, cap);
-    const e = slotAt(slots, j);
-    if (slotIdx(e) == 0 || distOf(e, j, cap) == 0) break;
-    store<u64>(slots + (<usize>i << 3), e);
-    i = j;
+}
+
+/** How far bucket `b` is past `home`, wrapping. */
+@inline function distance(home: u32, b: u32, buckets: u32): u32 {
+  return b >= home ? b - home : b + buckets - home;
+}
+
+/**
+ * Consistency check for tests: 0, or a code naming the first broken invariant: 1 an entry whose
+ * record is free (`freeFlag` set at `flagsAt`), 2 a tag that is not its key's, 3 a bucket's
+ * overflow count that is not the number of entries passing it, 4 the entry count. Allocates
+ * nothing (tests check that memory stays flat).
+ */
+export function tableCheck(h: i32, keyAt: u32, flagsAt: u32, freeFlag: u16): u32 {
+  const base = <usize>hget(h + T_BASE);
+  const buckets = <u32>hget(h + T_BUCKETS);
+  let count: u64 = 0;
+  let farthest: u32 = 0;
+  for (let b: u32 = 0; b < buckets; b++) {
+    const bp = bucketAt(base, b);
+    let used = ~slotsWith(bp, 0) & SLOT_MASK;
+    while (used != 0) {
+      const slot = ctz(used);
+      used &= used - 1;
+      const p = rp(idxAt(bp, slot));
+      if ((load<u16>(p + flagsAt) & freeFlag) != 0) return 1;
+      const hash = hashOf(load<u64>(p + keyAt));
+      if (load<u8>(bp + <usize>slot) != tagOf(hash)) return 2;
+      farthest = max(farthest, distance(homeOf(hash, buckets), b, buckets));
+      count++;
+    }
   }
-  store<u64>(slots + (<usize>i << 3), 0);
-  hset(h + T_COUNT, hget(h + T_COUNT) - 1);
+  // Bucket c is passed by the entries d buckets after it that are at least d from their home.
+  for (let c: u32 = 0; c < buckets; c++) {
+    let want: u32 = 0;
+    let b = c;
+    for (let d: u32 = 1; d <= farthest && d < buckets; d++) {
+      b = nextBucket(b, buckets);
+      const bp = bucketAt(base, b);
+      let used = ~slotsWith(bp, 0) & SLOT_MASK;
+      while (used != 0) {
+        const slot = ctz(used);
+        used &= used - 1;
+        if (distance(homeOf(hashOf(load<u64>(rp(idxAt(bp, slot)) + keyAt)), buckets), b, buckets) >= d) want++;
+      }
+    }
+    const have = overflowOf(bucketAt(base, c));
+    if (have != SATURATED && have != want) return 3; // a saturated count stays, whatever is left
+  }
+  return count == hget(h + T_COUNT) ? 0 : 4;
 }

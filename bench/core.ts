@@ -175,7 +175,7 @@ const describe = (run: Run) =>
 for (let r = 0; r < runs; r++) {
   const e = new LinkerEngine(module, CFG);
   coldRuns.push(runEngineRecords(e, encoded, at));
-  e.reset();
+  e.reset({ keepTables: true });
   engineRuns.push(runEngineRecords(e, encoded, at));
   console.error(`engine run ${r + 1}/${runs}: cold ${describe(coldRuns[r])}; warm ${describe(engineRuns[r])}`);
 }

@@ -11,7 +11,8 @@ import { samplingThreshold } from "./ids.ts";
 /** The engine's exports, as assembly/index.ts declares them. */
 interface EngineExports {
   memory: WebAssembly.Memory;
-  init(shard: number, shards: number, windowMs: bigint, settleMs: bigint, threshold: bigint, useApp: number, keepAll: number): void;
+  init(shard: number, shards: number, windowMs: bigint, settleMs: bigint, threshold: bigint, useApp: number, keepAll: number, netSlots: number, threadSlots: number): void;
+  tableCapacity(i: number): number;
   inputBuffer(n: number): number;
   ingest(n: number): void;
   tick(nowMs: bigint): void;
@@ -94,11 +95,15 @@ export class LinkerEngine {
     else this.reset();
   }
 
-  /** Fresh state, keeping the instance and the memory it has grown (benchmarks reuse warm memory). */
-  reset(): void {
+  /**
+   * Fresh state, keeping the instance and the memory it has grown (benchmarks reuse warm memory).
+   * `keepTables`: the hash tables start at the size they had grown to, as a running shard's have.
+   */
+  reset(opts: { keepTables?: boolean } = {}): void {
     const rate = this.config.samplingRate;
+    const keep = opts.keepTables ?? false;
     this.x.init(this.shard, this.shards, BigInt(this.config.windowMs), BigInt(this.config.settleMs), samplingThreshold(rate),
-      this.config.useAppTraceId ? 1 : 0, rate >= 1 ? 1 : 0);
+      this.config.useAppTraceId ? 1 : 0, rate >= 1 ? 1 : 0, keep ? this.x.tableCapacity(0) : 0, keep ? this.x.tableCapacity(1) : 0);
   }
 
   /** Registers spans that arrived at `arrivalMs`; `refs[i]` is echoed in span i's result. */
