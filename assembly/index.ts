@@ -23,7 +23,7 @@ export { checkTables };
 import { poolBytes, poolInit, poolLive } from "./pool";
 import { APP_SHIFT, APP_SIZE, REC_SHIFT, REC_SIZE } from "./record";
 import { tableBytes, tableInit, tableSlots } from "./table";
-import { dueAt, dueGen, dueIdx, dueKind, timerBytes, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
+import { dueAt, dueGen, dueIdx, dueKind, expiryPeek, expiryPop, expiryRunDue, NO_GEN_CHECK, T_EXPIRE, timerBytes, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
 
 /** `netSlots`, `threadSlots`: the tables' starting capacity (0: small); a reset shard keeps its sizes. */
 export function init(shard: u32, shards: u32, windowMs: i64, settleMs: i64, threshold: u64, useApp: bool, keepAll: bool, netSlots: u32, threadSlots: u32): void {
@@ -65,10 +65,26 @@ export function ingest(n: u32): void {
   end();
 }
 
+/** How far ahead an expiry run's loop touches records. */
+const EXPIRE_AHEAD: u64 = 8;
+
 export function tick(nowMs: i64): void {
   begin();
   hset(H_NOW, <u64>nowMs);
-  while (timerPopDue(nowMs)) onTimer(dueKind, dueIdx, dueGen, dueAt);
+  for (;;) {
+    // A due expiry run is taken whole, its records loaded a few ahead (group prefetching).
+    let n = expiryRunDue(nowMs);
+    if (n > 0) {
+      for (; n > 0; n--) {
+        const next = expiryPeek(EXPIRE_AHEAD);
+        if (next != 0) prefetchRecord(next);
+        onTimer(T_EXPIRE, expiryPop(), NO_GEN_CHECK, dueAt);
+      }
+      continue;
+    }
+    if (!timerPopDue(nowMs)) break;
+    onTimer(dueKind, dueIdx, dueGen, dueAt);
+  }
   end();
 }
 
