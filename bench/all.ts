@@ -101,18 +101,19 @@ at ${k(r.arrivalRate)}/s, window ${r.config.windowMs / 1000} s, settle ${r.confi
 at the end of the stream; then time runs on in 100 ms ticks, as a shard's alarms run it, until every
 window and settle is over.
 
-Warm is the figure of a running shard, whose memory is grown once and reused: each round runs
-the stream on a new instance (cold), resets it and runs it again (warm). Cold runs pay for the
-kernel faulting in ~100 MB of fresh WebAssembly memory, which on this VM alone costs about as
-much as the engine's work (touching 250 MB of fresh wasm memory: ~0.9 s).
-Where the time goes (\`node --cpu-prof\` on a build with names): table inserts and removals, the
-decision walk and the frees, i.e. random accesses into ~100 MB at a million held spans, a cache
-and TLB miss each; the table slots a batch will probe, and those the frees will clear, are
-loaded ahead in tight loops (group prefetching) so the misses overlap.
+Warm is the figure of a running shard, whose memory and tables are grown once and reused: each
+round runs the stream on a new instance (cold), resets it keeping its tables' size and runs it
+again (warm). Cold runs pay for the kernel faulting in ~100 MB of fresh WebAssembly memory, which
+on this VM alone costs about as much as the engine's work, and for growing the tables (a rehash
+reads each entry's record).
+Where the time goes (\`node --cpu-prof\` on a build with names): the frees after each window
+(table removals), the decision walks, table probes and inserts, the timers, i.e. random accesses
+into ~100 MB at a million held spans; the table buckets a batch will probe, and those the frees
+will clear, are loaded ahead in tight loops (group prefetching) so the misses overlap.
 Memory: 64-byte records and 48-byte app contexts in pool pages of 64/192 KiB carved from the
-regions growing tables leave behind; 8-byte tagged slots (Robin Hood, capacities grown by half at
-80% load, runs sorted by tag so a rehash is one sequential pass); 4-byte expiry timers with one
-deadline per arrival batch.`,
+regions growing tables leave behind; hash tables of 64-byte buckets (12 one-byte tags compared
+with SIMD, an overflow count, 12 record indices; after Facebook's F14), grown by half at 80% load;
+4-byte expiry timers with one deadline per arrival batch.`,
   },
   ingestBench("1", "sampling rate 1 (every span exported; the stress case)"),
   ingestBench("0.1", "sampling rate 0.1 (the default)"),

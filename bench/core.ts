@@ -75,8 +75,8 @@ interface Run {
 
 /**
  * The engine alone: records encoded beforehand, so the time is the engine's. `e` is a fresh
- * instance (cold: its memory grows and is faulted in during the run) or one reset after a run
- * (warm: the memory a long-running shard keeps and reuses).
+ * instance (cold: its memory grows and is faulted in during the run, its tables grow) or one reset
+ * after a run (warm: the memory and table sizes a long-running shard keeps and reuses).
  */
 function runEngineRecords(e: LinkerEngine, encoded: Uint8Array[], at: number[]): Run {
   let maxHeld = 0;
