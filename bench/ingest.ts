@@ -9,7 +9,7 @@
  * Sampling rate 1 (every span exported) is the stress case; `--sampling-rate 0.1` is the default
  * configuration of the ingest. Nothing asserts; figures go to BENCHMARKS.md.
  *
- *   node dist/bench-ingest.js [--seconds 30] [--connections 4] [--shards 1] [--batch 500] [--sampling-rate 1]
+ *   node dist/bench-ingest.js [--seconds 30] [--connections 4] [--shards 1] [--batch 500] [--sampling-rate 1] [--inspect HOST:PORT]
  */
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
@@ -33,6 +33,8 @@ const { values: args } = parseArgs({
     json: { type: "boolean", default: false },
     formats: { type: "string", default: "json,ndjson" },
     "sampling-rate": { type: "string", default: "1" },
+    /** Opens workerd's V8 inspector on HOST:PORT (CPU profiles of the isolate under this load). */
+    inspect: { type: "string" },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -145,6 +147,7 @@ async function runFormat(format: "json" | "ndjson", seed: number) {
   const ingest: Ingest = await startIngest({
     shards: Number(args.shards), samplingRate: SAMPLING, useAppTraceId: true, window: args.window, settle: args.settle,
     otlpEndpoint: sink.url, otlpProtocol: "http/protobuf", extraEnv: { ESPAN_MAX_PENDING: "5000000", ESPAN_MAX_EXPORT_BACKLOG: "5000000" },
+    extraArgs: args.inspect ? ["--inspect", args.inspect] : [],
   });
   const url = new URL(`${ingest.url}/v1/bpftracing`);
   const agent = new Agent({ keepAlive: true, maxSockets: CONNS });

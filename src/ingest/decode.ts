@@ -20,8 +20,20 @@ export interface BatchBody {
   ndjson: boolean;
 }
 
+/** A request body as bytes (checked, decompressed; UTF-8 not checked yet), and whether it is NDJSON. */
+export interface BatchBytes {
+  bytes: Uint8Array;
+  ndjson: boolean;
+}
+
 /** Reads a request body within the limits (415, 413, 400 as IngestError); no parsing yet. */
 export async function readBody(req: Request, maxBody: number): Promise<BatchBody> {
+  const body = await readBodyBytes(req, maxBody);
+  return { text: utf8(body.bytes), ndjson: body.ndjson };
+}
+
+/** The same as bytes: the fast path (span-parser.ts) reads bytes, and checks UTF-8 itself. */
+export async function readBodyBytes(req: Request, maxBody: number): Promise<BatchBytes> {
   const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
   const ndjson = type === "application/x-ndjson" || type === "application/ndjson";
   if (type !== "application/json" && !ndjson) {
@@ -33,19 +45,18 @@ export async function readBody(req: Request, maxBody: number): Promise<BatchBody
   if (encoding !== "gzip" && encoding !== "identity") {
     throw new IngestError(415, `content-encoding must be gzip or identity, not "${encoding}"`);
   }
-  return { text: await readText(req, maxBody, encoding === "gzip"), ndjson };
+  return { bytes: await readBytes(req, maxBody, encoding === "gzip"), ndjson };
 }
 
-/**
- * The validated eSpans of a body. `exact`: validation changed no span (nothing to normalise), so
- * the text itself, parsed again the same way (spansOfText), gives these very spans: it can be
- * kept as it came instead of being encoded again.
- */
-export function parseBatch(text: string, ndjson: boolean): { spans: ESpan[]; exact: boolean } {
+/** The validated (and normalised) eSpans of a body; a 400 IngestError naming every bad one. */
+export function parseBatch(text: string, ndjson: boolean): { spans: ESpan[] } {
   return ndjson ? decodeNdjson(text) : decodeJson(text);
 }
 
-/** The spans of a body that parseBatch found valid and exact (no validation: it was done). */
+/**
+ * The spans of a body logged as it came by an earlier version (valid, and unchanged by the
+ * validator: no validation again), read as JSON.parse reads them.
+ */
 export function spansOfText(text: string, ndjson: boolean): ESpan[] {
   if (!ndjson) return (JSON.parse(text) as { spans: ESpan[] }).spans;
   const spans: ESpan[] = [];
@@ -53,8 +64,8 @@ export function spansOfText(text: string, ndjson: boolean): ESpan[] {
   return spans;
 }
 
-async function readText(req: Request, maxBody: number, gzip: boolean): Promise<string> {
-  if (!req.body) return "";
+async function readBytes(req: Request, maxBody: number, gzip: boolean): Promise<Uint8Array> {
+  if (!req.body) return new Uint8Array(0);
   const length = req.headers.get("content-length");
   if (!gzip && length !== null) {
     // The length is known and within the limit (checked above): the runtime reads it in one piece,
@@ -66,7 +77,7 @@ async function readText(req: Request, maxBody: number, gzip: boolean): Promise<s
       throw new IngestError(400, `body could not be read: ${(e as Error).message}`);
     }
     if (bytes.byteLength > maxBody) throw new IngestError(413, `body is over the limit of ${maxBody} bytes (ESPAN_MAX_BODY)`);
-    return utf8(new Uint8Array(bytes));
+    return new Uint8Array(bytes);
   }
   let wire = 0;
   const counted = req.body.pipeThrough(
@@ -78,7 +89,8 @@ async function readText(req: Request, maxBody: number, gzip: boolean): Promise<s
       },
     }),
   );
-  const stream = gzip ? counted.pipeThrough(new DecompressionStream("gzip")) : counted;
+  // (Node's and workerd's typings of DecompressionStream differ; both take and give bytes.)
+  const stream = gzip ? counted.pipeThrough(new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>) : counted;
   const limit = gzip ? maxBody * INFLATE_FACTOR : maxBody;
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -92,16 +104,18 @@ async function readText(req: Request, maxBody: number, gzip: boolean): Promise<s
     if (e instanceof IngestError) throw e;
     throw new IngestError(400, gzip ? `body is not valid gzip: ${(e as Error).message}` : `body could not be read: ${(e as Error).message}`);
   }
+  if (chunks.length === 1) return chunks[0];
   const all = new Uint8Array(size);
   let at = 0;
   for (const c of chunks) {
     all.set(c, at);
     at += c.byteLength;
   }
-  return utf8(all);
+  return all;
 }
 
-function utf8(bytes: Uint8Array): string {
+/** A body's text, or a 400 when it is not UTF-8 (a BOM is dropped, as the WHATWG decoder does). */
+export function utf8(bytes: Uint8Array): string {
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
@@ -109,7 +123,7 @@ function utf8(bytes: Uint8Array): string {
   }
 }
 
-function decodeJson(text: string): { spans: ESpan[]; exact: boolean } {
+function decodeJson(text: string): { spans: ESpan[] } {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -122,7 +136,7 @@ function decodeJson(text: string): { spans: ESpan[]; exact: boolean } {
   return validateAll((doc as { spans: unknown[] }).spans);
 }
 
-function decodeNdjson(text: string): { spans: ESpan[]; exact: boolean } {
+function decodeNdjson(text: string): { spans: ESpan[] } {
   const values: unknown[] = [];
   const rejected: RejectedSpan[] = [];
   for (const line of text.split("\n")) {
@@ -137,21 +151,18 @@ function decodeNdjson(text: string): { spans: ESpan[]; exact: boolean } {
   return validateAll(values, rejected);
 }
 
-function validateAll(values: unknown[], rejected: RejectedSpan[] = []): { spans: ESpan[]; exact: boolean } {
+function validateAll(values: unknown[], rejected: RejectedSpan[] = []): { spans: ESpan[] } {
   const spans: ESpan[] = [];
-  let exact = true;
   values.forEach((v, index) => {
     if (v === undefined && rejected.some((r) => r.index === index)) return;
     const r = validateESpan(v);
-    if (r.ok) {
-      spans.push(r.span);
-      if (r.span !== v) exact = false; // normalised: a copy
-    } else for (const e of r.errors) rejected.push({ index, ...e });
+    if (r.ok) spans.push(r.span);
+    else for (const e of r.errors) rejected.push({ index, ...e });
   });
   if (rejected.length > 0) {
     rejected.sort((a, b) => a.index - b.index);
     const first = rejected[0];
     throw new IngestError(400, `${new Set(rejected.map((r) => r.index)).size} invalid span(s); the batch was not accepted (first: span ${first.index}: ${first.field} ${first.reason})`, { rejected });
   }
-  return { spans, exact };
+  return { spans };
 }

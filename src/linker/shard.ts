@@ -7,6 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import engineModule from "../../build/engine.wasm";
+import parserModule from "../../build/ingest.wasm";
 import type { ESpan } from "../../contract/espan.ts";
 import { loadConfig, type WorkerConfig } from "../config.ts";
 import type { LinkStats } from "./config.ts";
@@ -14,19 +15,22 @@ import { shardName, storeName, type Env } from "../env.ts";
 import { IngestError, type RejectedSpan } from "../errors.ts";
 import type { ExportSpan } from "../export/otlp-encode.ts";
 import { OtlpExporter } from "../export/otlp-http.ts";
-import { parseBatch, spansOfText } from "../ingest/decode.ts";
+import { parseBatch, readBodyBytes, spansOfText, utf8, type BatchBytes } from "../ingest/decode.ts";
+import { checkRecords, encodeForParse, SpanParser, type BatchFormat, type DeclineReason } from "../ingest/span-parser.ts";
 import { STORE_COLUMNS, type StoreRows } from "../store/trace-store.ts";
 import { LinkerEngine, type RawResult } from "./engine.ts";
 import { shardOfTrace } from "./ids.ts";
 import { PeerOutbox } from "./peer-outbox.ts";
-import { batchFormat, isBatch, LOG_BATCH, LOG_BATCH_DOC, LOG_BATCH_NDJSON, MAX_ROW_BYTES, ShardLog } from "./shard-log.ts";
+import { batchFormat, isBatch, LOG_BATCH, LOG_BATCH_NDJSON, LOG_BATCH_PACKED, MAX_ROW_BYTES, ShardLog, type LogRow } from "./shard-log.ts";
 import { SpanBodies, type HeldBatch } from "./span-bodies.ts";
-import { encodeSpans, joinSpans, locateSpans, type BatchText } from "./span-text.ts";
 
 export type IngestAnswer =
   | { accepted: number }
   | { busy: string; retryAfterS: number }
-  | { invalid: string; rejected?: RejectedSpan[] };
+  | { invalid: string; status: IngestError["status"]; rejected?: RejectedSpan[] };
+
+/** Where the worker forwards an ingest request for shard `shard` (LinkerShard.fetch). */
+export const shardIngestUrl = (shard: number): string => `https://linker-shard/v1/bpftracing?shard=${shard}`;
 
 /** A shard's counters: the engine's (LinkStats) and the shard's own. */
 export interface ShardStats extends LinkStats {
@@ -44,6 +48,8 @@ export interface ShardStats extends LinkStats {
   logBytes: number;
   engineBytes: number;
   bodyBytes: number;
+  /** Batches the fast path left to the full parser, by its reason. */
+  fullParses: Partial<Record<DeclineReason, number>>;
 }
 
 interface ExportItem {
@@ -78,7 +84,8 @@ const MAINTENANCE_AGAIN_MS = 500;
 export class LinkerShard extends DurableObject<Env> {
   private readonly cfg: WorkerConfig;
   private readonly log: ShardLog;
-  private readonly bodies = new SpanBodies();
+  private readonly parser = new SpanParser(parserModule);
+  private readonly bodies = new SpanBodies(this.parser);
   private readonly outbox: PeerOutbox;
   private readonly exporter?: OtlpExporter;
   private engine?: LinkerEngine;
@@ -94,6 +101,7 @@ export class LinkerShard extends DurableObject<Env> {
   /** When the alarm is set for (Infinity: none known). */
   private alarmAt = Infinity;
   private readonly counters = { exported: 0, exportFailures: 0, exportRejected: 0, linked: 0 };
+  private readonly fullParses: Partial<Record<DeclineReason, number>> = {};
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -108,38 +116,48 @@ export class LinkerShard extends DurableObject<Env> {
   // ---- RPC ----
 
   /**
-   * Spans whose home is this shard (validated eSpans, as one JSON array), arrived at
-   * `arrivalMs`. Answers once they are durable.
+   * An ingest request as it came (the only shard, or every span's home: nothing to split),
+   * forwarded by the worker: its body streamed here and read once, as bytes (never a string or
+   * a value over RPC: each costs copies of ~264 KB per batch, in memory faulted in afresh).
+   * Answers an IngestAnswer, once the spans are durable.
+   */
+  async fetch(request: Request): Promise<Response> {
+    this.ensureStarted(Number(new URL(request.url).searchParams.get("shard")));
+    const busy = this.busy();
+    if (busy) return Response.json(busy);
+    let body: BatchBytes;
+    try {
+      body = await readBodyBytes(request, this.cfg.maxBody);
+    } catch (e) {
+      if (e instanceof IngestError) return Response.json({ invalid: e.message, status: e.status } satisfies IngestAnswer);
+      throw e;
+    }
+    return Response.json(this.acceptBody(body.bytes, body.ndjson ? "ndjson" : "doc", Date.now()));
+  }
+
+  /**
+   * Spans whose home is this shard, checked by the worker's fast path: `count` packed spans back
+   * to back, arrived at `arrivalMs`. Answers once they are durable.
+   */
+  async ingestPacked(shard: number, packed: Uint8Array, count: number, arrivalMs: number): Promise<IngestAnswer> {
+    this.ensureStarted(shard);
+    const busy = this.busy();
+    if (busy) return busy;
+    this.acceptTrusted(packed, "packed", count, arrivalMs);
+    return { accepted: count };
+  }
+
+  /**
+   * Spans whose home is this shard, checked by the worker's full parser (validated eSpans, as one
+   * JSON array), arrived at `arrivalMs`. Answers once they are durable.
    */
   async ingest(shard: number, json: string, arrivalMs: number): Promise<IngestAnswer> {
     this.ensureStarted(shard);
     const busy = this.busy();
     if (busy) return busy;
-    const spans = JSON.parse(json) as ESpan[];
-    this.accept_(spans, json.length <= MAX_ROW_BYTES ? json : undefined, LOG_BATCH, arrivalMs);
-    return { accepted: spans.length };
-  }
-
-  /**
-   * A whole request body for this shard (the only shard: nothing to split), as it came: decoded
-   * and validated here, once, and logged as it is when validation changed nothing. Saves the
-   * worker's parse and the JSON round trip between them. Answers once the spans are durable.
-   */
-  async ingestBody(shard: number, text: string, ndjson: boolean, arrivalMs: number): Promise<IngestAnswer> {
-    this.ensureStarted(shard);
-    const busy = this.busy();
-    if (busy) return busy;
-    let batch;
-    try {
-      batch = parseBatch(text, ndjson);
-    } catch (e) {
-      if (e instanceof IngestError) return { invalid: e.message, rejected: e.extra.rejected };
-      throw e;
-    }
-    if (batch.spans.length === 0) return { accepted: 0 };
-    const asIs = batch.exact && text.length <= MAX_ROW_BYTES;
-    this.accept_(batch.spans, asIs ? text : undefined, ndjson ? LOG_BATCH_NDJSON : LOG_BATCH_DOC, arrivalMs);
-    return { accepted: batch.spans.length };
+    const bytes = new TextEncoder().encode(json);
+    const n = this.acceptTrusted(bytes, "array", -1, arrivalMs);
+    return { accepted: n };
   }
 
   private busy(): IngestAnswer | undefined {
@@ -152,12 +170,53 @@ export class LinkerShard extends DurableObject<Env> {
     return undefined;
   }
 
-  /** Logs spans (as `text` of `kind` when given, else as JSON arrays of at most MAX_ROW_BYTES), then applies them. */
-  private accept_(spans: ESpan[], text: string | undefined, kind: number, arrivalMs: number): void {
-    const parts = text !== undefined ? [{ spans, body: bodyOf(text, kind, spans) }] : rows(spans);
-    for (const part of parts) {
-      const seq = this.log.appendBatch(arrivalMs, part.body.text, part.spans.length, text !== undefined ? kind : LOG_BATCH);
-      this.apply({ seq, at: arrivalMs, spans: part.spans, body: () => part.body, done: new Uint8Array(Math.ceil(part.spans.length / 8)) });
+  /**
+   * A request body: the fast path takes it, or declines it to the full parser (JSON.parse and
+   * the validator), which names every bad field, or normalises the spans (they are then encoded
+   * again for the fast path).
+   */
+  private acceptBody(bytes: Uint8Array, format: BatchFormat, arrivalMs: number): IngestAnswer {
+    const n = this.parser.parse(bytes, format, "strict", this.bodies.nextRef, arrivalMs);
+    if (typeof n === "number") {
+      this.acceptParsed(n, arrivalMs);
+      return { accepted: n };
+    }
+    this.fullParses[n] = (this.fullParses[n] ?? 0) + 1;
+    let spans: ESpan[];
+    try {
+      spans = parseBatch(utf8(bytes), format === "ndjson").spans;
+    } catch (e) {
+      if (e instanceof IngestError) return { invalid: e.message, status: e.status, rejected: e.extra.rejected };
+      throw e;
+    }
+    if (spans.length > 0) this.acceptTrusted(encodeForParse(spans), "array", spans.length, arrivalMs);
+    return { accepted: spans.length };
+  }
+
+  /** Spans checked before (TRUSTED), `count` of them (-1: any number); returns how many. */
+  private acceptTrusted(bytes: Uint8Array, format: BatchFormat, count: number, arrivalMs: number): number {
+    const n = this.parser.parse(bytes, format, "trusted", this.bodies.nextRef, arrivalMs);
+    if (typeof n !== "number" || (count >= 0 && n !== count)) {
+      throw new Error(`shard ${this.shard}: the fast path read ${n} of ${count < 0 ? "the" : count} spans checked before (a bug)`);
+    }
+    this.acceptParsed(n, arrivalMs);
+    return n;
+  }
+
+  /** The `n` spans of the parser's last parse: logged (in rows of at most MAX_ROW_BYTES), held, applied. */
+  private acceptParsed(n: number, arrivalMs: number): void {
+    for (let first = 0; first < n; ) {
+      const count = this.parser.spansWithin(first, MAX_ROW_BYTES);
+      const block = this.parser.hold(first, count);
+      let seq;
+      try {
+        seq = this.log.appendBatch(arrivalMs, this.parser.blockBytes(block), count, LOG_BATCH_PACKED);
+      } catch (e) {
+        this.parser.release(block);
+        throw e;
+      }
+      this.apply(seq, arrivalMs, first, count, () => block, new Uint8Array(Math.ceil(count / 8)));
+      first += count;
     }
     this.afterWork();
   }
@@ -187,7 +246,8 @@ export class LinkerShard extends DurableObject<Env> {
       peerSendFailures: this.outbox.failures,
       logBytes: this.log.bytes,
       engineBytes: this.engine.memoryUsed,
-      bodyBytes: this.bodies.chars,
+      bodyBytes: this.bodies.bytes,
+      fullParses: { ...this.fullParses },
     };
   }
 
@@ -231,25 +291,40 @@ export class LinkerShard extends DurableObject<Env> {
   private start(shard: number): void {
     this.shard = shard;
     this.engine = new LinkerEngine(engineModule, this.cfg.link, { shard, shards: this.cfg.shards });
+    checkRecords(this.parser, (spans, at, refs) => this.engine!.encode(spans, at, refs));
     for (const row of this.log.rows()) {
-      if (isBatch(row.kind)) {
-        const text = row.body as string;
-        const spans = row.kind === LOG_BATCH ? (JSON.parse(text) as ESpan[]) : spansOfText(text, row.kind === LOG_BATCH_NDJSON);
-        const done = new Uint8Array(row.done ?? new ArrayBuffer(Math.ceil(row.n / 8)));
-        this.apply({ seq: row.seq, at: row.at, spans, body: () => bodyOf(text, row.kind, spans), done });
-      } else {
-        this.applyMessages(row.at, new Uint8Array(row.body as ArrayBuffer));
-      }
+      if (isBatch(row.kind)) this.replayBatch(row);
+      else this.applyMessages(row.at, new Uint8Array(row.body as ArrayBuffer));
     }
     this.nextMaintenance = Date.now() + MAINTENANCE_MS;
     this.afterWork();
   }
 
-  /** A logged batch into the engine; its spans are held as `body` (their objects are not kept). */
-  private apply(b: { seq: number; at: number; spans: ESpan[]; body: () => BatchText; done: Uint8Array }): void {
-    const refs = this.bodies.add(b.seq, b.spans.length, b.body, b.done);
-    this.engine!.tick(b.at);
-    this.engine!.ingest(b.spans, b.at, refs);
+  /** A logged batch again: parsed (TRUSTED: it was checked when it came), held unless done, applied. */
+  private replayBatch(row: LogRow): void {
+    const bytes = typeof row.body === "string" ? new TextEncoder().encode(row.body) : new Uint8Array(row.body);
+    let n = this.parser.parse(bytes, batchFormat(row.kind), "trusted", this.bodies.nextRef, row.at);
+    if (n !== row.n) {
+      // A body an earlier version logged as it came, in a shape the fast path leaves to the full
+      // parser (other top-level keys, say): its spans as that parser reads them, encoded again.
+      const text = typeof row.body === "string" ? row.body : utf8(bytes);
+      const spans = row.kind === LOG_BATCH ? (JSON.parse(text) as ESpan[]) : spansOfText(text, row.kind === LOG_BATCH_NDJSON);
+      n = this.parser.parse(encodeForParse(spans), "array", "trusted", this.bodies.nextRef, row.at);
+      if (n !== row.n) throw new Error(`shard ${this.shard}: log row ${row.seq} holds ${row.n} spans, read ${n}`);
+    }
+    const done = new Uint8Array(row.done ?? new ArrayBuffer(Math.ceil(row.n / 8)));
+    this.apply(row.seq, row.at, 0, n, () => this.parser.hold(0, n), done);
+  }
+
+  /**
+   * Spans [first, first + count) of the parser's last parse, logged as row `seq`, into the engine;
+   * held in the block `block` makes (unless all are done: a replayed row). Their records carry the
+   * refs the parse was given from bodies.nextRef: rows are added in order, nothing in between.
+   */
+  private apply(seq: number, at: number, first: number, count: number, block: () => number, done: Uint8Array): void {
+    this.bodies.add(seq, count, block, done);
+    this.engine!.tick(at);
+    this.engine!.ingestRecords(this.parser.records(first, count));
     this.handleOutput();
   }
 
@@ -445,29 +520,4 @@ export function linkedJson(span: ESpan, r: { traceId: string; spanId: string; pa
 /** Unix ms of a decimal unix-ns string (validated: digits only). */
 export function startMs(startNs: string): number {
   return startNs.length > 6 ? Number(startNs.slice(0, -6)) : 0;
-}
-
-/** A logged batch's spans located in its text (which they were parsed from), or encoded again should that fail. */
-function bodyOf(text: string, kind: number, spans: ESpan[]): BatchText {
-  return locateSpans(text, batchFormat(kind), spans.length) ?? encodeSpans(spans);
-}
-
-/** Spans cut into log rows of at most MAX_ROW_BYTES of JSON each (each span encoded once). */
-function* rows(spans: ESpan[]): Generator<{ spans: ESpan[]; body: BatchText }> {
-  let part: ESpan[] = [];
-  let texts: string[] = [];
-  let bytes = 0;
-  for (const s of spans) {
-    const text = JSON.stringify(s);
-    if (part.length > 0 && bytes + text.length > MAX_ROW_BYTES) {
-      yield { spans: part, body: joinSpans(texts) };
-      part = [];
-      texts = [];
-      bytes = 0;
-    }
-    part.push(s);
-    texts.push(text);
-    bytes += text.length + 1;
-  }
-  if (part.length > 0) yield { spans: part, body: joinSpans(texts) };
 }

@@ -1,21 +1,31 @@
 /**
  * The bodies of a shard's spans, from their acceptance until they are done (exported or sampled
- * out): the engine knows a span by a number (its ref), this maps the number back to the eSpan
- * and to the done bit of its batch's log row. A batch is held as its text (span-text.ts: one
- * string, not thousands of objects for the garbage collector to trace); a span's text is parsed
- * again when it is exported.
+ * out): the engine knows a span by a number (its ref), this maps the number back to the span's
+ * text and to the done bit of its batch's log row. A batch is held as one block of packed spans
+ * in the fast path's memory (span-parser.ts), not as objects or a string on the JS heap: held
+ * spans wait up to a window (a million of them at 50k spans/s and 20 s), and as objects the
+ * garbage collector traced every one (GC pauses up to 158 ms, the ack p99), as a string per
+ * batch each was a large object mapped and faulted in afresh (~1 ms per batch on this VM). A
+ * span's text is expanded and parsed again only when it is exported.
  */
-import { compactSpans, type BatchText } from "./span-text.ts";
+
+/** Where held spans live (SpanParser). */
+export interface HeldBlocks {
+  spanJson(block: number, index: number): string;
+  compact(block: number, done: Uint8Array): number;
+  release(block: number): void;
+  blockSize(block: number): number;
+}
 
 export interface HeldBatch {
   seq: number;
   firstRef: number;
   count: number;
-  /** The batch's spans as text; null once every span is done (read only spans not done). */
-  body: BatchText | null;
+  /** The block holding the batch's spans; 0 once every span is done (read only spans not done). */
+  block: number;
   done: Uint8Array;
   remaining: number;
-  /** The body is compacted once `remaining` falls to half of this (then this becomes `remaining`). */
+  /** The block is compacted once `remaining` falls to half of this (then this becomes `remaining`). */
   compactFrom: number;
   dirty: boolean;
 }
@@ -24,34 +34,40 @@ export class SpanBodies {
   private readonly batches: HeldBatch[] = []; // in ref order
   private readonly bySeq = new Map<number, HeldBatch>();
   private readonly dirty = new Set<HeldBatch>();
-  private nextRef = 0;
-  /** Characters of the bodies held (what the spans not done take in memory: a byte each when ASCII). */
-  chars = 0;
+  private ref = 0;
+  /** Bytes of the blocks held (what the spans not done take in memory). */
+  bytes = 0;
+
+  constructor(private readonly blocks: HeldBlocks) {}
+
+  /** The ref the next batch's first span gets (refs are consecutive, in the order batches are added). */
+  get nextRef(): number {
+    return this.ref;
+  }
 
   /**
-   * Registers a logged batch of `count` spans, whose text `body` gives (asked only when some
-   * span is not done: a replayed batch may be done already); returns their refs (consecutive).
+   * Registers a logged batch of `count` spans, whose block `block` makes (asked only when some
+   * span is not done: a replayed batch may be done already); returns its first ref.
    */
-  add(seq: number, count: number, body: () => BatchText, done: Uint8Array): number[] {
-    const firstRef = this.nextRef;
-    this.nextRef += count;
+  add(seq: number, count: number, block: () => number, done: Uint8Array): number {
+    const firstRef = this.ref;
+    this.ref += count;
     let remaining = 0;
     for (let i = 0; i < count; i++) if (!bit(done, i)) remaining++;
-    const b: HeldBatch = { seq, firstRef, count, body: null, done, remaining, compactFrom: count, dirty: false };
+    const b: HeldBatch = { seq, firstRef, count, block: 0, done, remaining, compactFrom: count, dirty: false };
     if (remaining > 0) {
-      b.body = body();
-      this.chars += b.body.text.length;
+      b.block = block();
+      this.bytes += this.blocks.blockSize(b.block);
       this.compactIfHalfDone(b);
     }
     this.batches.push(b);
     this.bySeq.set(seq, b);
-    return Array.from({ length: count }, (_, i) => firstRef + i);
+    return firstRef;
   }
 
-  /** A span's JSON (as it came, or as encoded when it had to be); the span must not be done. */
+  /** A span's JSON (as it came, or as the full parser encoded it); the span must not be done. */
   text(batch: HeldBatch, index: number): string {
-    const { text, bounds } = batch.body!;
-    return text.slice(bounds[2 * index], bounds[2 * index + 1]);
+    return this.blocks.spanJson(batch.block, index);
   }
 
   /** The batch and index of a ref, or undefined when that batch was dropped. */
@@ -79,23 +95,27 @@ export class SpanBodies {
     batch.dirty = true;
     this.dirty.add(batch);
     if (--batch.remaining > 0) this.compactIfHalfDone(batch);
-    else {
-      this.chars -= batch.body!.text.length;
-      batch.body = null;
-    }
+    else this.drop(batch);
   }
 
   /**
    * Half the batch is done (client-rooted traces settle in seconds, the rest waits out the
-   * window): the text of what remains, without the rest. Each compaction copies at most half of
+   * window): a block of what remains, without the rest. Each compaction copies at most half of
    * what the last one kept, so all of a batch's copies come to less than its size.
    */
   private compactIfHalfDone(batch: HeldBatch): void {
     if (batch.remaining > batch.compactFrom >> 1) return;
-    this.chars -= batch.body!.text.length;
-    batch.body = compactSpans(batch.body!, (i) => !bit(batch.done, i));
-    this.chars += batch.body.text.length;
+    this.bytes -= this.blocks.blockSize(batch.block);
+    batch.block = this.blocks.compact(batch.block, batch.done);
+    this.bytes += this.blocks.blockSize(batch.block);
     batch.compactFrom = batch.remaining;
+  }
+
+  private drop(batch: HeldBatch): void {
+    if (batch.block === 0) return;
+    this.bytes -= this.blocks.blockSize(batch.block);
+    this.blocks.release(batch.block);
+    batch.block = 0;
   }
 
   /** Batches whose done bits changed since the last call (kept in a set: this runs after every
@@ -117,7 +137,7 @@ export class SpanBodies {
     for (let i = this.batches.length - 1; i >= 0; i--) {
       const b = this.batches[i];
       if (!keep(b.seq)) {
-        if (b.body) this.chars -= b.body.text.length;
+        this.drop(b);
         this.batches.splice(i, 1);
         this.bySeq.delete(b.seq);
         this.dirty.delete(b);

@@ -28,7 +28,7 @@ const GAUGES: [keyof ShardStats, string, string][] = [
   ["held", "espan_held_spans", "Spans held (undecided, or within their window), per shard."],
   ["exportBacklog", "espan_export_backlog_spans", "Spans waiting for the collector, per shard."],
   ["engineBytes", "espan_engine_memory_bytes", "WASM engine memory, per shard."],
-  ["bodyBytes", "espan_held_body_bytes", "Size of the held spans' JSON (characters: a byte each when ASCII), per shard."],
+  ["bodyBytes", "espan_held_body_bytes", "Bytes of the held spans (packed: their JSON with one byte per known key), per shard."],
   ["logBytes", "espan_shard_storage_bytes", "SQLite storage of the shard."],
 ];
 
@@ -49,6 +49,11 @@ metrics.get("/metrics", async (c) => {
     metric(name, help, "counter");
     lines.push(`${name} ${shards.reduce((a, s) => a + (s[key] as number), 0)}`);
   }
+  // Shards only: with several, the worker checks bodies (its declines go to the full parser uncounted here).
+  metric("espan_full_parses_total", "Batches the fast path left to the full parser (JSON.parse and the validator), by reason.", "counter");
+  const reasons = new Map<string, number>();
+  for (const s of shards) for (const [reason, n] of Object.entries(s.fullParses)) reasons.set(reason, (reasons.get(reason) ?? 0) + (n ?? 0));
+  for (const [reason, n] of reasons) lines.push(`espan_full_parses_total{reason="${reason}"} ${n}`);
   for (const [key, name, help] of GAUGES) {
     metric(name, help, "gauge");
     for (const s of shards) lines.push(`${name}{shard="${s.shard}"} ${s[key]}`);

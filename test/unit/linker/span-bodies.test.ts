@@ -1,70 +1,107 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ESpan } from "../../../contract/espan.ts";
+import { encodeForParse, SpanParser } from "../../../src/ingest/span-parser.ts";
 import { SpanBodies, type HeldBatch } from "../../../src/linker/span-bodies.ts";
-import { encodeSpans, type BatchText } from "../../../src/linker/span-text.ts";
 
-const spans = (n: number, tag: string) => encodeSpans(Array.from({ length: n }, (_, i) => ({ span_id: `${tag}${i}` }) as unknown as ESpan));
-/** A batch's text, given when asked. */
-const add = (b: SpanBodies, seq: number, body: BatchText, done: Uint8Array) => b.add(seq, body.bounds.length / 2, () => body, done);
+const parser = new SpanParser(new WebAssembly.Module(readFileSync(join(__dirname, "..", "..", "..", "build", "ingest.debug.wasm"))));
+
+const span = (id: string): ESpan => ({
+  span_id: id, kind: "exit", req_seq: 1, resp_seq: 2, start_ns: "1", duration_ns: 1, host: "h", pid: 1, tid: 1,
+  process_name: "p", service: "s", src_ip: "a", dst_ip: "b", src_port: 1, dst_port: 2, l7_proto: "http",
+});
+/** `n` spans with ids tag·i (16 hex digits), parsed: a block of them when asked. */
+function batch(n: number, tag: number): { count: number; block: () => number } {
+  const spans = Array.from({ length: n }, (_, i) => span(idOf(tag, i)));
+  expect(parser.parse(encodeForParse(spans), "array", "trusted", 0, 0)).toBe(n);
+  return { count: n, block: () => parser.hold(0, n) };
+}
+const idOf = (tag: number, i: number) => (tag * 0x10000 + i + 1).toString(16).padStart(16, "0");
+const add = (b: SpanBodies, seq: number, x: { count: number; block: () => number }, done: Uint8Array) => {
+  const first = b.add(seq, x.count, x.block, done);
+  return Array.from({ length: x.count }, (_, i) => first + i);
+};
 /** A held span, parsed from its text (as an export step does). */
 const spanOf = (b: SpanBodies, batch: HeldBatch, i: number) => JSON.parse(b.text(batch, i)) as ESpan;
 
 describe("span bodies by ref", () => {
   it("finds each span of consecutive batches whose sizes are not multiples of 8", () => {
-    const b = new SpanBodies();
-    const r1 = add(b, 1, spans(5, "a"), new Uint8Array(1));
-    const r2 = add(b, 2, spans(3, "b"), new Uint8Array(1));
-    const r3 = add(b, 3, spans(9, "c"), new Uint8Array(2));
-    for (const [refs, tag] of [[r1, "a"], [r2, "b"], [r3, "c"]] as const) {
+    const b = new SpanBodies(parser);
+    const r1 = add(b, 1, batch(5, 1), new Uint8Array(1));
+    const r2 = add(b, 2, batch(3, 2), new Uint8Array(1));
+    const r3 = add(b, 3, batch(9, 3), new Uint8Array(2));
+    for (const [refs, tag] of [[r1, 1], [r2, 2], [r3, 3]] as const) {
       refs.forEach((ref, i) => {
         const f = b.find(ref)!;
-        expect(spanOf(b, f.batch, f.index).span_id).toBe(`${tag}${i}`);
+        expect(spanOf(b, f.batch, f.index)).toEqual(span(idOf(tag, i)));
       });
     }
     expect(b.find(17)).toBeUndefined();
+    expect(b.nextRef).toBe(17);
   });
 
-  it("drops a batch's bodies once every span is done, and keeps done bits from a replayed log", () => {
-    const b = new SpanBodies();
+  it("drops a batch's block once every span is done, and keeps done bits from a replayed log", () => {
+    const b = new SpanBodies(parser);
     const done = new Uint8Array([0b101]);
-    const refs = add(b, 7, spans(3, "x"), done);
+    const refs = add(b, 7, batch(3, 7), done);
     expect(b.held).toBe(1);
     const f = b.find(refs[1])!;
     expect(b.isDone(f.batch, 0)).toBe(true);
     b.markDone(f.batch, 1);
-    expect(f.batch.body).toBeNull();
+    expect(f.batch.block).toBe(0);
+    expect(b.bytes).toBe(0);
     expect(b.fullyDone(7)).toBe(true);
     expect(b.takeDirty().map((x) => x.seq)).toEqual([7]);
     expect(b.takeDirty()).toEqual([]);
   });
 
   it("holds nothing of a replayed batch already done, and only what remains of one mostly done", () => {
-    const b = new SpanBodies();
-    const [r0] = b.add(1, 8, () => {
-      throw new Error("the text of a batch already done is not needed");
+    const b = new SpanBodies(parser);
+    const first = b.add(1, 8, () => {
+      throw new Error("the block of a batch already done is not needed");
     }, new Uint8Array([0xff]));
-    expect(b.find(r0)!.batch.body).toBeNull();
-    const refs = add(b, 2, spans(8, "m"), new Uint8Array([0b11011111])); // span 5 remains
-    const batch = b.find(refs[5])!.batch;
-    expect(b.chars).toBe(batch.body!.text.length);
-    expect(batch.body!.text.length).toBeLessThan(2 + 2 * JSON.stringify({ span_id: "m5" }).length);
-    expect(spanOf(b, batch, 5).span_id).toBe("m5");
+    expect(b.find(first)!.batch.block).toBe(0);
+    const whole = batch(8, 2);
+    const full = parser.blockSize(whole.block());
+    const refs = add(b, 2, batch(8, 2), new Uint8Array([0b11011111])); // span 5 remains
+    const held = b.find(refs[5])!.batch;
+    expect(b.bytes).toBe(parser.blockSize(held.block));
+    expect(b.bytes).toBeLessThan(full / 3);
+    expect(spanOf(b, held, 5)).toEqual(span(idOf(2, 5)));
   });
 
-  it("keeps only the text of the spans not done once half a batch is done", () => {
-    const b = new SpanBodies();
-    const refs = add(b, 1, spans(100, "s"), new Uint8Array(13));
-    const whole = b.find(refs[0])!.batch.body!.text.length;
+  it("keeps only the spans not done once half a batch is done, and frees the rest", () => {
+    const b = new SpanBodies(parser);
+    const refs = add(b, 1, batch(100, 1), new Uint8Array(13));
+    const whole = b.bytes;
     const keep = new Set([3, 50, 99]);
     for (let i = 0; i < 100; i++) if (!keep.has(i)) b.markDone(b.find(refs[i])!.batch, i);
-    const batch = b.find(refs[3])!.batch;
-    expect(batch.body!.text.length).toBeLessThan(whole / 10);
-    expect(b.chars).toBe(batch.body!.text.length);
-    for (const i of keep) expect(spanOf(b, batch, i).span_id).toBe(`s${i}`);
-    b.markDone(batch, 50);
-    expect(spanOf(b, batch, 99).span_id).toBe("s99");
-    b.markDone(batch, 3);
-    b.markDone(batch, 99);
-    expect(b.chars).toBe(0);
+    const held = b.find(refs[3])!.batch;
+    expect(b.bytes).toBeLessThan(whole / 5);
+    expect(b.bytes).toBe(parser.blockSize(held.block));
+    for (const i of keep) expect(spanOf(b, held, i)).toEqual(span(idOf(1, i)));
+    b.markDone(held, 50);
+    expect(spanOf(b, held, 99)).toEqual(span(idOf(1, 99)));
+    b.markDone(held, 3);
+    b.markDone(held, 99);
+    expect(b.bytes).toBe(0);
+  });
+
+  it("reuses freed blocks: holding and dropping batches for ever does not grow memory", () => {
+    const b = new SpanBodies(parser);
+    let seq = 0;
+    const cycle = () => {
+      for (let k = 0; k < 50; k++) {
+        const refs = add(b, ++seq, batch(200, seq % 1000), new Uint8Array(25));
+        const f = b.find(refs[0])!;
+        for (let i = 0; i < 200; i++) b.markDone(f.batch, i);
+      }
+      b.forget(() => false);
+    };
+    cycle();
+    const size = parser.memoryBytes;
+    for (let r = 0; r < 5; r++) cycle();
+    expect(parser.memoryBytes).toBe(size);
   });
 });
