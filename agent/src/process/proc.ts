@@ -2,7 +2,8 @@
 //
 // /proc/<pid>/environ is the environment the process was exec'd with (later setenv calls are
 // not seen): that is what the seed read too, and what an operator sets in a unit file or a
-// container spec. A process may exit between the event and the read: undefined then.
+// container spec. A process may exit between the event and the read: undefined then, also
+// when it is still in /proc as a zombie (readProcFacts says why).
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 export interface ProcFacts {
@@ -21,22 +22,29 @@ export function readProcFacts(pid: number, procRoot = "/proc"): ProcFacts | unde
   } catch {
     return undefined;
   }
+  const env = new Map<string, string>();
+  let raw = "";
+  try {
+    raw = readFileSync(`${procRoot}/${pid}/environ`, "latin1");
+  } catch {
+    // no permission: no environment
+  }
+  for (const kv of raw.split("\0")) {
+    const eq = kv.indexOf("=");
+    if (eq > 0) env.set(kv.slice(0, eq), kv.slice(eq + 1));
+  }
   let exe = "";
   try {
     const target = readlinkSync(`${procRoot}/${pid}/exe`).replace(/ \(deleted\)$/, "");
     exe = target.slice(target.lastIndexOf("/") + 1);
   } catch {
-    // kernel thread, or no permission: the name is enough
-  }
-  const env = new Map<string, string>();
-  try {
-    const raw = readFileSync(`${procRoot}/${pid}/environ`, "latin1");
-    for (const kv of raw.split("\0")) {
-      const eq = kv.indexOf("=");
-      if (eq > 0) env.set(kv.slice(0, eq), kv.slice(eq + 1));
-    }
-  } catch {
-    // gone, or a kernel thread: no environment
+    // Read after the environment on purpose: a process that has exited (a zombie, still in
+    // /proc) has no memory left, so its environ reads as empty, and no exe. Judged on that
+    // empty environment, a short-lived traced process (curl) whose exec record the agent
+    // reached only after it exited was deselected and its spans dropped (seen in the
+    // agent-ingest e2e test on a loaded machine). Nothing is known about it: say so. A
+    // kernel thread (no memory either) is never selected by its environment anyway.
+    if (raw.length === 0) return undefined;
   }
   return { pid, comm, exe, env };
 }
