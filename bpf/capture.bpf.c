@@ -12,10 +12,19 @@
  * knob), so a test can run both on the same traffic and check that they agree:
  *  1. tp_btf/sock_send_length, tp_btf/sock_recv_length (kernel >= 6.3): they fire after the data
  *     moved, in the caller's context. seq = write_seq - ret (send), copied_seq - ret (recv), one
- *     less again when the read consumed the peer's FIN. Payload from the buffer stashed at
- *     sys_enter.
+ *     less again when the read consumed the peer's FIN. Payload from the user buffer named by
+ *     the syscall's own arguments, which the kernel saved in the task's pt_regs at syscall
+ *     entry: no sys_enter program, so no syscall tracepoint is enabled at all.
  *  2. fd lookup (older kernels with BTF, 5.10-6.2): at sys_enter, fd -> struct sock through
  *     task->files with CO-RE reads, write_seq / copied_seq read before the call; sys_exit emits.
+ *
+ * Why strategy 1 has no sys_enter programs (it stashed the buffer there until this change):
+ * an enabled syscall tracepoint sends every syscall of every task on the host through the
+ * tracing slow path, and its program ran for every read and write on the host, sockets or
+ * not, traced or not; each traced message paid an LRU hash update at sys_enter and a lookup
+ * and delete at the tp_btf program. Measured with bench/agent.ts on a server doing ~300 us of
+ * work per request: 8.3 program runs and 10.2 us of BPF per request, of which the sys_enter
+ * programs were 4.1 runs and 3.9 us.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -68,7 +77,9 @@ struct {
 	__type(value, __u32);
 } pids SEC(".maps");
 
-/* What sys_enter saw, keyed by pid_tgid (one syscall in flight per thread). */
+/* Where a syscall's payload is (strategy 1: read from pt_regs at the tp_btf program); for
+ * strategy 2 also what sys_enter saw, kept in `stashes` keyed by pid_tgid (one syscall in
+ * flight per thread). */
 struct stash {
 	__u64 buf; /* user buffer: the first iovec for readv/writev/sendmsg/recvmsg */
 	__u64 sk;  /* strategy 2: the TCP sock behind the fd, else 0 */
@@ -81,7 +92,8 @@ struct stash {
 	__u8 _pad;
 };
 
-/* LRU: a stash of a syscall that never reached a socket (a file read) just ages out. */
+/* Strategy 2 only. LRU: a stash of a syscall that never reached a socket (a file read) just
+ * ages out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
@@ -319,7 +331,7 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 seq, __u3
 		count(ESPAN_CNT_DROPS);
 }
 
-/* ---- sys_enter: stash the user buffer (both strategies) ----------------------------------- */
+/* ---- strategy 2, sys_enter: the sock, its seq before the call and the user buffer -------- */
 
 /* Strategy 2: fd -> struct sock via task->files->fdt->fd[fd], every hop a CO-RE read. */
 static __always_inline struct sock *fd_to_tcp_sock(int fd)
@@ -356,15 +368,12 @@ static __always_inline int stash_enter(struct trace_event_raw_sys_enter *ctx, __
 	s.nr = (__u32)ctx->id;
 	s.dir = dir;
 	s.iov = iov;
-	if (fd_lookup) {
-		struct sock *sk = fd_to_tcp_sock((int)ctx->args[0]);
-		if (!sk)
-			return 0; /* not a TCP socket: nothing for sys_exit to do */
-		struct tcp_sock *tp = (struct tcp_sock *)sk;
-		s.sk = (__u64)sk;
-		s.seq = dir == ESPAN_DIR_SEND ? BPF_CORE_READ(tp, write_seq)
-					      : BPF_CORE_READ(tp, copied_seq);
-	}
+	struct sock *sk = fd_to_tcp_sock((int)ctx->args[0]);
+	if (!sk)
+		return 0; /* not a TCP socket: nothing for sys_exit to do */
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	s.sk = (__u64)sk;
+	s.seq = dir == ESPAN_DIR_SEND ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
 	bpf_map_update_elem(&stashes, &id, &s, BPF_ANY);
 	return 0;
 }
@@ -453,25 +462,65 @@ int handle_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 
 /* ---- strategy 1: tp_btf/sock_{send,recv}_length (kernel >= 6.3) --------------------------- */
 
-/* The syscall the current task is in, to check that a stash belongs to it. */
-static __always_inline __u32 current_syscall(void)
+/* Syscall numbers of the calls whose user buffer the tp_btf programs read (not in vmlinux.h:
+ * they are macros of the uapi headers, one table per architecture). */
+#if defined(__TARGET_ARCH_x86)
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+#define SYSCALL_NR(regs) ((regs)->orig_ax)
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_READ 63
+#define NR_WRITE 64
+#define NR_READV 65
+#define NR_WRITEV 66
+#define NR_SENDTO 206
+#define NR_RECVFROM 207
+#define NR_SENDMSG 211
+#define NR_RECVMSG 212
+#define SYSCALL_NR(regs) ((regs)->syscallno)
+#else
+#error "syscall numbers: add this architecture's table and syscall-number register"
+#endif
+
+/* The payload of the syscall the current task is in, from the arguments the kernel saved at
+ * syscall entry (pt_regs: the tp_btf programs run inside that syscall, in its task). Direct
+ * loads: bpf_task_pt_regs gives a BTF pointer. False for any other way into the socket
+ * (sendfile, splice, sendmmsg, io_uring): the seq is still right, there is no payload. */
+static __always_inline bool syscall_payload(struct stash *s)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-#if defined(__TARGET_ARCH_x86)
-	return (__u32)BPF_CORE_READ(regs, orig_ax);
-#elif defined(__TARGET_ARCH_arm64)
-	return (__u32)BPF_CORE_READ(regs, syscallno);
-#else
-#error "current_syscall: add this architecture's syscall-number register"
-#endif
-}
-
-static __always_inline struct stash *take_stash(__u64 id, __u8 dir)
-{
-	struct stash *s = bpf_map_lookup_elem(&stashes, &id);
-	if (!s || s->dir != dir || s->nr != current_syscall())
-		return NULL; /* sendfile, splice, io_uring: seq still right, no payload */
-	return s;
+	long nr = SYSCALL_NR(regs);
+	__u64 arg = PT_REGS_PARM2_SYSCALL(regs);
+	if (nr == NR_READ || nr == NR_WRITE || nr == NR_RECVFROM || nr == NR_SENDTO) {
+		__u64 len = PT_REGS_PARM3_SYSCALL(regs);
+		s->buf = arg;
+		s->len = len > 0xffffffffULL ? 0xffffffff : (__u32)len;
+		return true;
+	}
+	const struct iovec *uiov;
+	if (nr == NR_READV || nr == NR_WRITEV) {
+		uiov = (const struct iovec *)arg;
+	} else if (nr == NR_RECVMSG || nr == NR_SENDMSG) {
+		struct user_msghdr m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)arg))
+			return false;
+		uiov = m.msg_iov;
+	} else {
+		return false;
+	}
+	struct iovec iv = {};
+	if (!uiov || bpf_probe_read_user(&iv, sizeof(iv), uiov))
+		return false;
+	s->buf = (__u64)iv.iov_base;
+	s->len = iv.iov_len > 0xffffffffULL ? 0xffffffff : (__u32)iv.iov_len;
+	s->iov = 1;
+	return true;
 }
 
 static __always_inline int on_sock_length(struct sock *sk, int ret, int flags, __u8 dir, __u32 slot)
@@ -499,13 +548,9 @@ static __always_inline int on_sock_length(struct sock *sk, int ret, int flags, _
 		}
 	}
 
-	struct stash *s = take_stash(id, dir);
-	struct stash local = {};
-	if (s) {
-		local = *s;
-		bpf_map_delete_elem(&stashes, &id);
-	}
-	emit_data(sk, dir, seq, (__u32)ret, s ? &local : NULL, fl, slot);
+	struct stash s = {};
+	bool have = syscall_payload(&s);
+	emit_data(sk, dir, seq, (__u32)ret, have ? &s : NULL, fl, slot);
 	return 0;
 }
 
@@ -616,6 +661,15 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 
 /* ---- processes: exec, inherited fork, exit ------------------------------------------------ */
 
+/* Exec and fork records wake the consumer at once (BPF_RB_FORCE_WAKEUP): the agent selects a
+ * new process when it reads its exec record, and a short-lived one (curl) must not be done
+ * talking by then. That is what lets the agent drain on a slow timer (100 ms) instead of every
+ * 10 ms: a wake-up of the agent's Node process costs ~150 us of CPU on our VMs (a bare C
+ * nanosleep loop: ~40 us), so a 10 ms timer alone was 1.5% of a core, ~4.5 us per span at the
+ * ~3.3k spans/s of a server doing 300 us of work per request. Exits need no hurry: the kernel
+ * already took the pid out of the filter. */
+#define PROCESS_WAKEUP BPF_RB_FORCE_WAKEUP
+
 struct exec_record {
 	struct espan_record hdr;
 	char path[ESPAN_MAX_PATH];
@@ -642,7 +696,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	unsigned int off = ctx->__data_loc_filename & 0xFFFF;
 	long n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), (void *)ctx + off);
 	e->hdr.cap_len = n > 0 ? n - 1 : 0; /* without the NUL */
-	bpf_ringbuf_submit(e, wakeup_flag(sizeof(*e)));
+	bpf_ringbuf_submit(e, PROCESS_WAKEUP);
 	return 0;
 }
 
@@ -673,7 +727,7 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	r->kind = ESPAN_KIND_FORK;
 	r->aux = ptgid;
 	BPF_CORE_READ_STR_INTO(&r->comm, child, comm);
-	bpf_ringbuf_submit(r, wakeup_flag(sizeof(*r)));
+	bpf_ringbuf_submit(r, PROCESS_WAKEUP);
 	return 0;
 }
 
@@ -685,7 +739,8 @@ int handle_exit(void *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
-	bpf_map_delete_elem(&stashes, &id);
+	if (fd_lookup)
+		bpf_map_delete_elem(&stashes, &id);
 
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)

@@ -58,13 +58,14 @@ export interface Agent {
 const SWEEP_MS = 1000;
 /**
  * The ring buffer is drained when the kernel wakes the agent (wakeupBytes pending, 256 KB by
- * default: a busy host) and at least this often. Short, because a process is selected only
- * once its exec record is read: a short-lived one (curl) must not be done talking by then
- * (at 100 ms, the agent-ingest e2e test lost a few curl spans). Socket records are held back
- * by the addon until 256 KiB or 100 ms of them have come, so a short period does not mean a
- * call into JS for a few records (agent/native/src/addon.cc).
+ * default: a busy host; and at once for an exec or fork record, so that a new process is
+ * selected before it talks) and at least this often. Socket records are held back by the
+ * addon until 256 KiB or 100 ms of them have come (agent/native/src/addon.cc), so a shorter
+ * period would only wake the process for nothing: a wake-up of this Node process costs ~150 µs
+ * of CPU on our VMs, and the 10 ms period this had was 1.5% of a core on its own
+ * (bpf/capture.bpf.c, PROCESS_WAKEUP).
  */
-const DRAIN_MS = 10;
+const DRAIN_MS = 100;
 
 export function startAgent(opts: AgentOptions): Agent {
   const { config } = opts;

@@ -17,6 +17,7 @@ describe("tp_btf and fd_lookup on the same traffic", () => {
   let keepAlive: Server;
   const pids: number[] = [];
   let slowPid = 0;
+  let iovPid = 0;
 
   beforeAll(async () => {
     btf = startCapture({ strategy: "tp_btf" });
@@ -37,6 +38,15 @@ describe("tp_btf and fd_lookup on the same traffic", () => {
       fd.cap.addPid(curl.pid);
       await finishCurl(curl, run.urls.length);
     }
+    // sendmsg/recvmsg, then writev/readv: the payload is the first iovec's.
+    const iov = spawnGated("python3", [helperPath("iov_client.py"), "127.0.0.1", String(keepAlive.port)]);
+    iovPid = iov.pid;
+    pids.push(iov.pid);
+    btf.cap.addPid(iov.pid);
+    fd.cap.addPid(iov.pid);
+    iov.release();
+    const iovOut = await iov.exited;
+    if (iovOut.stdout !== "HTTP/1.1 200 OK\nHTTP/1.1 200 OK\n") throw new Error(`iov_client: ${iovOut.stdout} ${iovOut.stderr}`);
     // One late, whole read (after a MSG_PEEK): it consumes the FIN with the response.
     const slow = spawnGated("python3", [helperPath("slow_client.py"), "127.0.0.1", String(http10.port), "/a.txt", "300"]);
     slowPid = slow.pid;
@@ -46,7 +56,7 @@ describe("tp_btf and fd_lookup on the same traffic", () => {
     slow.release();
     const out = await slow.exited;
     if (!out.stdout.startsWith("HTTP/1.0 200")) throw new Error(`slow_client: ${out.stdout} ${out.stderr}`);
-    const expected = 4 * 3 + 4 + 4 + 4; // data records over both sides
+    const expected = 4 * 3 + 4 + 4 + 4 * 2 + 4; // data records over both sides
     const enough = (rs: CaptureRecord[]) => rs.filter((r) => r.kind === "data" && pids.includes(r.pid)).length >= expected;
     await btf.waitFor(enough);
     await fd.waitFor(enough);
@@ -68,7 +78,7 @@ describe("tp_btf and fd_lookup on the same traffic", () => {
     const starts = (s: Session) => s.records.filter((r) => r.kind === "data" && pids.includes(r.pid)).map(key).sort();
     const a = starts(btf);
     const b = starts(fd);
-    expect(a.length).toBe(24);
+    expect(a.length).toBe(32);
     expect(b, `tp_btf:\n${a.join("\n")}\nfd_lookup:\n${b.join("\n")}`).toEqual(a);
   });
 
@@ -80,6 +90,18 @@ describe("tp_btf and fd_lookup on the same traffic", () => {
     expect(dataB.every(FD)).toBe(true);
     const payloads = (rs: CaptureRecord[]) => rs.map((r) => `${key(r)} ${r.payload.toString("latin1")}`).sort();
     expect(payloads(dataB)).toEqual(payloads(dataA));
+  });
+
+  it("takes a vectored call's payload from its first iovec", () => {
+    const IOV = (r: CaptureRecord) => (r.flags & 0x20) !== 0;
+    for (const s of [btf, fd]) {
+      const client = s.records.filter((r) => r.kind === "data" && r.pid === iovPid);
+      expect(client.map((r) => r.dir), summarize(client)).toEqual(["send", "recv", "send", "recv"]);
+      expect(client.every(IOV), summarize(client)).toBe(true);
+      expect(client[0].payload.toString("latin1")).toBe("GET /iov/sendmsg HTTP/1.1\r\n");
+      expect(client[2].payload.toString("latin1")).toBe("GET /iov/writev HTTP/1.1\r\n");
+      for (const resp of [client[1], client[3]]) expect(resp.payload.toString("latin1")).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    }
   });
 
   it("skips MSG_PEEK and corrects the seq of a read that consumed the FIN", () => {

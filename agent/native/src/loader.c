@@ -196,11 +196,14 @@ static bool is_tp_btf_prog(const struct capture_bpf *s, const struct bpf_program
 	return p == s->progs.handle_sock_send || p == s->progs.handle_sock_recv;
 }
 
-/* Strategy 2's sys_exit programs are named handle_exit_<syscall> (handle_exit, without the
- * underscore, is the process-exit program that both strategies load). */
-static bool is_sys_exit_prog(const struct bpf_program *p)
+/* Strategy 2's syscall programs are named handle_enter_<syscall> and handle_exit_<syscall>
+ * (handle_exit, without the underscore, is the process-exit program that both strategies
+ * load). Strategy 1 enables no syscall tracepoint: its tp_btf programs read the syscall's
+ * arguments from pt_regs (bpf/capture.bpf.c says why). */
+static bool is_syscall_prog(const struct bpf_program *p)
 {
-	return strncmp(bpf_program__name(p), "handle_exit_", 12) == 0;
+	const char *name = bpf_program__name(p);
+	return strncmp(name, "handle_enter_", 13) == 0 || strncmp(name, "handle_exit_", 12) == 0;
 }
 
 static int on_sample(void *ctx, void *data, size_t size)
@@ -289,7 +292,7 @@ static struct espan_loader *open_strategy(const struct espan_opts *o, int strate
 		bool on = true;
 		if (is_tp_btf_prog(l->skel, prog))
 			on = strategy == ESPAN_STRATEGY_TP_BTF;
-		else if (is_sys_exit_prog(prog))
+		else if (is_syscall_prog(prog))
 			on = strategy == ESPAN_STRATEGY_FD_LOOKUP;
 		bpf_program__set_autoload(prog, on);
 	}
