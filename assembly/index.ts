@@ -108,17 +108,20 @@ export function accept(n: u32): void {
 @inline function begin(): void {
   B.resetScratch();
 }
-/** How far ahead the free loop touches records, and (half as far) their table slots. */
-const FREE_AHEAD: u32 = 16;
+/** Frees are done in groups of this many (their records and table buckets loaded first). */
+const FREE_GROUP: u32 = 256;
 
 function end(): void {
   const n = deferLen;
-  for (let i: u32 = 0; i < n; i++) {
-    // Two-stage group prefetch: a record FREE_AHEAD ahead, the slots of one half as far ahead
-    // (its key is in cache by then), so each free finds what it removes already loaded.
-    if (i + FREE_AHEAD < n) prefetchRecord(deferGet(i + FREE_AHEAD));
-    if (i + (FREE_AHEAD >> 1) < n) prefetchSlots(deferGet(i + (FREE_AHEAD >> 1)));
-    freeRecord(deferGet(i));
+  for (let g: u32 = 0; g < n; g += FREE_GROUP) {
+    // Group prefetching in whole passes: the group's records, then (their keys now in cache) the
+    // table buckets their removals will clear, then the frees, which find all of it loaded. Passes
+    // over a group overlap every miss; touching a fixed distance ahead inside one loop overlapped
+    // fewer (frees took 140 ns each against 87 in alternating runs).
+    const e = min(n, g + FREE_GROUP);
+    for (let i = g; i < e; i++) prefetchRecord(deferGet(i));
+    for (let i = g; i < e; i++) prefetchSlots(deferGet(i));
+    for (let i = g; i < e; i++) freeRecord(deferGet(i));
   }
   B.resetScratch();
 }
