@@ -65,20 +65,21 @@ export function ingest(n: u32): void {
   end();
 }
 
-/** How far ahead an expiry run's loop touches records. */
-const EXPIRE_AHEAD: u64 = 8;
+/** An expiry run is taken in groups of this many, their records loaded first (as frees are, below). */
+const EXPIRE_GROUP: u32 = 256;
 
 export function tick(nowMs: i64): void {
   begin();
   hset(H_NOW, <u64>nowMs);
   for (;;) {
-    // A due expiry run is taken whole, its records loaded a few ahead (group prefetching).
+    // A due expiry run is taken whole, in groups whose records are loaded in a pass first.
     let n = expiryRunDue(nowMs);
     if (n > 0) {
-      for (; n > 0; n--) {
-        const next = expiryPeek(EXPIRE_AHEAD);
-        if (next != 0) prefetchRecord(next);
-        onTimer(T_EXPIRE, expiryPop(), NO_GEN_CHECK, dueAt);
+      while (n > 0) {
+        const g = min(n, EXPIRE_GROUP);
+        for (let k: u32 = 0; k < g; k++) prefetchRecord(expiryPeek(k));
+        for (let k: u32 = 0; k < g; k++) onTimer(T_EXPIRE, expiryPop(), NO_GEN_CHECK, dueAt);
+        n -= g;
       }
       continue;
     }

@@ -147,9 +147,9 @@ export function expiryRunDue(now: i64): u32 {
   return idx;
 }
 
-/** The record `ahead` places behind the head of the expiry FIFO (prefetching), or 0. */
-@inline export function expiryPeek(ahead: u64): u32 {
-  return ahead < fifoLen(T_EXPIRE) ? load<u32>(fifoAt(T_EXPIRE, ahead)) : 0;
+/** The record `ahead` places behind the head of the expiry FIFO (ahead < the due run's length). */
+@inline export function expiryPeek(ahead: u32): u32 {
+  return load<u32>(fifoAt(T_EXPIRE, ahead));
 }
 
 /** Pops the earliest timer due at or before `now`; false when none is due. */
