@@ -13,10 +13,8 @@
 import http from "node:http";
 import https from "node:https";
 import { gzipSync } from "node:zlib";
-import type { ESpan } from "../../../contract/espan.ts";
+import type { JsonBatch } from "./json-batch.ts";
 import { parseRetryAfter } from "./retry.ts";
-import { SpanJsonWriter } from "./span-json.ts";
-
 
 /**
  * zlib level 1: batches of eSpans are repetitive JSON, and level 1 packs them to ~51 B a span
@@ -27,32 +25,6 @@ import { SpanJsonWriter } from "./span-json.ts";
  * the thread hand-off), which on a busy host runs on the same cores anyway.
  */
 export const GZIP_OPTIONS = { level: 1 } as const;
-
-const OPEN = Buffer.from('{"spans":[');
-const CLOSE = Buffer.from("]}");
-const COMMA = Buffer.from(",");
-
-/**
- * A batch as the body's JSON, `{"spans":[...]}`, in UTF-8 (exactly JSON.stringify's bytes),
- * written into a buffer kept for the next batch by SpanJsonWriter (span-json.ts: a span
- * through JSON.stringify, its rope flattened and copied into the body, was ~2.2 µs).
- */
-export class BatchEncoder {
-  private readonly out = new SpanJsonWriter();
-
-  /** The batch's JSON; a view of the encoder's buffer, valid until the next encode(). */
-  encode(spans: readonly ESpan[]): Buffer {
-    const w = this.out;
-    w.n = 0;
-    w.bytes(OPEN);
-    for (let i = 0; i < spans.length; i++) {
-      if (i > 0) w.bytes(COMMA);
-      w.span(spans[i]);
-    }
-    w.bytes(CLOSE);
-    return w.buf.subarray(0, w.n);
-  }
-}
 
 export type SendResult =
   | { kind: "ok"; status: number }
@@ -70,7 +42,7 @@ export interface SenderOptions {
 }
 
 export interface Sender {
-  send(spans: readonly ESpan[], signal?: AbortSignal): Promise<SendResult>;
+  send(batch: JsonBatch, signal?: AbortSignal): Promise<SendResult>;
 }
 
 const MAX_BODY_READ = 1 << 20;
@@ -80,10 +52,9 @@ export function createSender(opts: SenderOptions): Sender {
   const client = url.protocol === "https:" ? https : http;
   const agent = new client.Agent({ keepAlive: true, maxSockets: 2 });
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  const encoder = new BatchEncoder();
   return {
-    async send(spans, signal) {
-      const body = gzipSync(encoder.encode(spans), GZIP_OPTIONS);
+    async send(batch, signal) {
+      const body = gzipSync(batch.body, GZIP_OPTIONS);
       const headers: Record<string, string> = {
         "content-type": "application/json",
         "content-encoding": "gzip",
@@ -97,7 +68,7 @@ export function createSender(opts: SenderOptions): Sender {
       } catch (e) {
         return { kind: "retry", detail: `POST ${url.href}: ${(e as Error).message}` };
       }
-      return classify(res.status, res.headers["retry-after"] as string | undefined, res.text, spans.length);
+      return classify(res.status, res.headers["retry-after"] as string | undefined, res.text, batch.length);
     },
   };
 }

@@ -3,6 +3,7 @@
 // handed nothing after it.
 import type { ESpan } from "../../../contract/espan.ts";
 import type { SpanSink } from "../link/thread.ts";
+import { JsonBatchBuilder } from "./json-batch.ts";
 import { backoffMs, DEFAULT_BACKOFF, type BackoffPolicy } from "./retry.ts";
 import type { SendResult, Sender } from "./sender.ts";
 import type { Spool } from "./spool.ts";
@@ -31,7 +32,8 @@ const LOG_EVERY_MS = 60_000;
 
 export class Shipper implements SpanSink {
   readonly stats: ShipperStats = { sent: 0, rejected: 0, retries: 0, batches: 0, pending: 0 };
-  private batch: ESpan[] = [];
+  /** The partial batch, as JSON written span by span (json-batch.ts says why). */
+  private readonly batch = new JsonBatchBuilder();
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private loop: Promise<void> | undefined;
@@ -50,7 +52,7 @@ export class Shipper implements SpanSink {
   }
 
   write(span: ESpan): void {
-    this.batch.push(span);
+    this.batch.add(span);
     if (this.batch.length >= this.opts.batchSize) this.flushBatch();
     else if (!this.timer) this.timer = setTimeout(() => this.flushBatch(), this.opts.flushIntervalMs);
     this.stats.pending = this.batch.length;
@@ -61,11 +63,9 @@ export class Shipper implements SpanSink {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.batch.length === 0) return;
-    const b = this.batch;
-    this.batch = [];
     this.stats.pending = 0;
     this.stats.batches++;
-    this.spool.push(b);
+    this.spool.push(this.batch.take());
   }
 
   start(): void {
@@ -99,11 +99,11 @@ export class Shipper implements SpanSink {
       // Wait for a batch; the sleep lets stop() end the wait (it wakes sleepers).
       if (this.spool.length === 0) await Promise.race([this.spool.whenNotEmpty(), this.sleep(1000)]);
       if (!this.running) return;
-      const spans = this.spool.peek();
-      if (!spans) continue;
+      const batch = this.spool.peek();
+      if (!batch) continue;
       let r: SendResult;
       try {
-        r = await this.sender.send(spans, this.abort.signal);
+        r = await this.sender.send(batch, this.abort.signal);
       } catch (e) {
         // Not an answer (encoding failed, a bug): keep the batch and back off like a failure.
         r = { kind: "retry", detail: `send: ${(e as Error).message}` };
@@ -112,20 +112,22 @@ export class Shipper implements SpanSink {
       switch (r.kind) {
         case "ok":
           this.spool.ack();
-          this.stats.sent += spans.length;
+          this.stats.sent += batch.length;
           this.attempt = 0;
           break;
         case "rejected": {
           const bad = new Set(r.indexes);
           this.stats.rejected += bad.size;
-          this.logEvery("rejected", `ship: the ingest rejected ${bad.size} of ${spans.length} spans, resending the rest: ${r.detail}`);
-          this.spool.replaceHead([spans.filter((_, i) => !bad.has(i))]);
+          this.logEvery("rejected", `ship: the ingest rejected ${bad.size} of ${batch.length} spans, resending the rest: ${r.detail}`);
+          const kept: number[] = [];
+          for (let i = 0; i < batch.length; i++) if (!bad.has(i)) kept.push(i);
+          this.spool.replaceHead([batch.pick(kept)]);
           break;
         }
         case "too_large":
-          if (spans.length > 1) {
-            const half = Math.ceil(spans.length / 2);
-            this.spool.replaceHead([spans.slice(0, half), spans.slice(half)]);
+          if (batch.length > 1) {
+            const half = Math.ceil(batch.length / 2);
+            this.spool.replaceHead([batch.slice(0, half), batch.slice(half)]);
           } else {
             this.stats.rejected += 1;
             this.logEvery("too_large", "ship: the ingest refused a single span as too large (413); dropped");
@@ -133,8 +135,8 @@ export class Shipper implements SpanSink {
           }
           break;
         case "permanent":
-          this.stats.rejected += spans.length;
-          this.logEvery("permanent", `ship: the ingest refused a batch of ${spans.length} for good; dropped: ${r.detail}`);
+          this.stats.rejected += batch.length;
+          this.logEvery("permanent", `ship: the ingest refused a batch of ${batch.length} for good; dropped: ${r.detail}`);
           this.spool.ack();
           break;
         case "refused":

@@ -11,7 +11,7 @@
 import { gunzipSync, gzipSync } from "node:zlib";
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ESpan } from "../../../contract/espan.ts";
+import { JsonBatch } from "./json-batch.ts";
 import { GZIP_OPTIONS } from "./sender.ts";
 
 export interface SpoolOptions {
@@ -33,7 +33,7 @@ export interface SpoolStats {
 }
 
 interface Entry {
-  spans?: ESpan[];
+  batch?: JsonBatch;
   file?: string;
   count: number;
   bytes: number;
@@ -91,29 +91,28 @@ export class Spool {
   }
 
   /** Appends a batch: memory if it fits, else disk if it fits, else dropped (counted). */
-  push(spans: ESpan[]): void {
-    if (spans.length === 0) return;
-    if (this.memorySpans + spans.length <= this.opts.maxMemorySpans) {
-      this.queue.push({ spans, count: spans.length, bytes: 0 });
-      this.memorySpans += spans.length;
-    } else if (!this.spill(spans, "push")) {
-      this.stat.dropped += spans.length;
+  push(batch: JsonBatch): void {
+    if (batch.length === 0) return;
+    if (this.memorySpans + batch.length <= this.opts.maxMemorySpans) {
+      this.queue.push({ batch, count: batch.length, bytes: 0 });
+      this.memorySpans += batch.length;
+    } else if (!this.spill(batch, "push")) {
+      this.stat.dropped += batch.length;
     }
     this.wake();
   }
 
   /** The oldest batch (read from disk when it was spilled), without removing it. */
-  peek(): ESpan[] | undefined {
+  peek(): JsonBatch | undefined {
     for (;;) {
       const head = this.queue[0];
       if (!head) return undefined;
-      if (head.spans) return head.spans;
+      if (head.batch) return head.batch;
       try {
-        const text = gunzipSync(readFileSync(join(this.opts.dir!, head.file!))).toString("utf8");
-        const spans = (JSON.parse(text) as { spans: ESpan[] }).spans;
+        const batch = JsonBatch.fromBody(gunzipSync(readFileSync(join(this.opts.dir!, head.file!))));
         // Now in memory; the file stays until the batch is acknowledged.
-        head.spans = spans;
-        return spans;
+        head.batch = batch;
+        return batch;
       } catch (e) {
         this.opts.log?.(`spool: unreadable ${head.file} dropped: ${(e as Error).message}`);
         this.stat.dropped += head.count;
@@ -128,9 +127,9 @@ export class Spool {
   }
 
   /** Replaces the head batch by these (a 400's survivors, a 413's halves). */
-  replaceHead(batches: ESpan[][]): void {
+  replaceHead(batches: JsonBatch[]): void {
     this.removeHead();
-    const entries = batches.filter((b) => b.length > 0).map((spans) => ({ spans, count: spans.length, bytes: 0 }));
+    const entries = batches.filter((b) => b.length > 0).map((batch) => ({ batch, count: batch.length, bytes: 0 }));
     this.queue.unshift(...entries);
     for (const e of entries) this.memorySpans += e.count;
   }
@@ -151,8 +150,8 @@ export class Spool {
   spillAll(): number {
     let lost = 0;
     for (const e of this.queue) {
-      if (!e.spans || e.file) continue;
-      if (this.spill(e.spans, "stop")) {
+      if (!e.batch || e.file) continue;
+      if (this.spill(e.batch, "stop")) {
         this.memorySpans -= e.count;
       } else {
         lost += e.count;
@@ -181,23 +180,23 @@ export class Spool {
   }
 
   /** Writes a batch file; appends an entry to the queue unless `why` is "stop". */
-  private spill(spans: ESpan[], why: "push" | "stop"): boolean {
+  private spill(batch: JsonBatch, why: "push" | "stop"): boolean {
     const dir = this.opts.dir;
     if (!dir) return false;
-    const body = gzipSync(JSON.stringify({ spans }), GZIP_OPTIONS);
+    const body = gzipSync(batch.body, GZIP_OPTIONS);
     if (this.diskBytes + body.length > this.opts.maxDiskBytes) return false;
     try {
       if (!this.dirReady) {
         mkdirSync(dir, { recursive: true });
         this.dirReady = true;
       }
-      const name = `${Date.now()}-${String(this.seq++).padStart(6, "0")}-${spans.length}.json.gz`;
+      const name = `${Date.now()}-${String(this.seq++).padStart(6, "0")}-${batch.length}.json.gz`;
       const tmp = join(dir, `.${name}.tmp`);
       writeFileSync(tmp, body);
       renameSync(tmp, join(dir, name));
-      this.diskSpans += spans.length;
+      this.diskSpans += batch.length;
       this.diskBytes += body.length;
-      if (why === "push") this.queue.push({ file: name, count: spans.length, bytes: body.length });
+      if (why === "push") this.queue.push({ file: name, count: batch.length, bytes: body.length });
       return true;
     } catch (e) {
       this.opts.log?.(`spool: cannot write to ${dir}: ${(e as Error).message}`);

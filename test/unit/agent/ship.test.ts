@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { ESpan } from "../../../contract/espan.ts";
 import { backoffMs, parseRetryAfter } from "../../../agent/src/ship/retry.ts";
 import { AgentSpan } from "../../../agent/src/assemble/span.ts";
-import { BatchEncoder, classify, createSender } from "../../../agent/src/ship/sender.ts";
+import { JsonBatch, JsonBatchBuilder } from "../../../agent/src/ship/json-batch.ts";
+import { classify, createSender } from "../../../agent/src/ship/sender.ts";
 import { Shipper } from "../../../agent/src/ship/shipper.ts";
 import { Spool } from "../../../agent/src/ship/spool.ts";
 import { startIngestStub, type IngestStub } from "./ingest-stub.ts";
@@ -19,6 +20,7 @@ const span = (i: number, op = `GET /${i}`): ESpan => ({
   src_port: 1, dst_port: 2, l7_proto: "http", operation: op,
 });
 const spans = (n: number) => Array.from({ length: n }, (_, i) => span(i));
+const batchOf = (n: number) => JsonBatch.of(spans(n));
 const FAST = { initialMs: 20, maxMs: 200, maxRetryAfterMs: 5000 };
 
 let stubs: IngestStub[] = [];
@@ -46,9 +48,10 @@ function shipper(url: string, o: { batchSize?: number; flushIntervalMs?: number;
   return { s, spool };
 }
 
-describe("batch encoder", () => {
+describe("JSON batches", () => {
   it("writes exactly JSON.stringify({ spans }) as UTF-8, for any batch size, reusing its buffer", () => {
-    const enc = new BatchEncoder();
+    const builder = new JsonBatchBuilder();
+    const enc = { encode: (b: ESpan[]) => (b.forEach((x) => builder.add(x)), builder.take().body) };
     // Bigger first, then smaller: a reused buffer must not leak the earlier batch's bytes.
     for (const n of [0, 1, 19, 20, 21, 40, 41, 2000, 3, 0, 500]) {
       const batch = Array.from({ length: n }, (_, i) =>
@@ -61,7 +64,8 @@ describe("batch encoder", () => {
     }
   });
   it("writes the agent's own spans (AgentSpan) exactly as JSON.stringify does, whatever their values", () => {
-    const enc = new BatchEncoder();
+    const builder = new JsonBatchBuilder();
+    const enc = { encode: (b: ESpan[]) => (b.forEach((x) => builder.add(x)), builder.take().body) };
     const texts = ["", "a", "GET /x?y=1", 'q"uote', "back\\slash", "ctl\u0001\n\t", "\u007f", "é", "ü/ß", "\u{1F600}", "\ud800 lone", "x".repeat(5000)];
     const numbers = [0, 1, 9, 10, 99, 100, 65535, 4294967295, 2 ** 53 - 1, -1, -0, 1.5, 1e21, Number.NaN, Infinity];
     const pick = <T,>(xs: T[], i: number) => xs[i % xs.length];
@@ -94,6 +98,22 @@ describe("batch encoder", () => {
     const mixed = [...spans(3), ...batch.slice(0, 3)];
     expect(enc.encode(mixed).toString("utf8")).toBe(JSON.stringify({ spans: mixed }));
   });
+
+  it("picks, slices and reads back spans by the offsets it kept", () => {
+    const all = spans(7);
+    all[3] = span(3, `GET /é/"q"/\u{1F600}`);
+    const b = JsonBatch.of(all);
+    expect(b.length).toBe(7);
+    expect(b.spans()).toEqual(all);
+    const body = (x: JsonBatch) => x.body.toString("utf8");
+    expect(body(b.pick([6, 0, 3]))).toBe(JSON.stringify({ spans: [all[6], all[0], all[3]] }));
+    expect(body(b.slice(2, 5))).toBe(JSON.stringify({ spans: all.slice(2, 5) }));
+    expect(body(b.slice(5))).toBe(JSON.stringify({ spans: all.slice(5) }));
+    expect(body(b.pick([]))).toBe(JSON.stringify({ spans: [] }));
+    expect(body(b.slice(1, 4).pick([2]))).toBe(JSON.stringify({ spans: [all[3]] }));
+    expect(body(JsonBatch.fromBody(b.body))).toBe(body(b));
+    expect(() => JsonBatch.fromBody(Buffer.from('{"x":1}'))).toThrow(/no "spans" array/);
+  });
 });
 
 describe("sender", () => {
@@ -104,7 +124,7 @@ describe("sender", () => {
     try {
       const port = (silent.address() as { port: number }).port;
       const t0 = Date.now();
-      const r = await createSender({ url: `http://127.0.0.1:${port}/v1/bpftracing`, timeoutMs: 300 }).send(spans(2));
+      const r = await createSender({ url: `http://127.0.0.1:${port}/v1/bpftracing`, timeoutMs: 300 }).send(batchOf(2));
       expect(r.kind).toBe("retry");
       expect(r.kind === "retry" && r.detail).toMatch(/no answer within 300 ms/);
       expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
@@ -117,7 +137,7 @@ describe("sender", () => {
 
   it("POSTs gzip JSON {spans} to /v1/bpftracing with the bearer token", async () => {
     const ingest = await stub();
-    const r = await createSender({ url: `${ingest.url}/v1/bpftracing`, token: "s3cret" }).send(spans(3));
+    const r = await createSender({ url: `${ingest.url}/v1/bpftracing`, token: "s3cret" }).send(batchOf(3));
     expect(r).toEqual({ kind: "ok", status: 202 });
     const got = ingest.received[0];
     expect(got.path).toBe("/v1/bpftracing");
@@ -129,7 +149,7 @@ describe("sender", () => {
 
   it("sends no Authorization header without a token", async () => {
     const ingest = await stub();
-    await createSender({ url: `${ingest.url}/v1/bpftracing` }).send(spans(1));
+    await createSender({ url: `${ingest.url}/v1/bpftracing` }).send(batchOf(1));
     expect(ingest.received[0].headers.authorization).toBeUndefined();
   });
 
@@ -152,7 +172,7 @@ describe("sender", () => {
     const url = `${ingest.url}/v1/bpftracing`;
     await ingest.close();
     stubs = [];
-    expect((await createSender({ url }).send(spans(1))).kind).toBe("retry");
+    expect((await createSender({ url }).send(batchOf(1))).kind).toBe("retry");
   });
 });
 

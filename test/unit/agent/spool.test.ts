@@ -5,10 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ESpan } from "../../../contract/espan.ts";
+import { JsonBatch } from "../../../agent/src/ship/json-batch.ts";
 import { Spool } from "../../../agent/src/ship/spool.ts";
 
-const batch = (from: number, n: number): ESpan[] =>
-  Array.from({ length: n }, (_, i) => ({ span_id: (from + i + 1).toString(16).padStart(16, "0"), operation: `op ${from + i}` }) as unknown as ESpan);
+const batch = (from: number, n: number): JsonBatch =>
+  JsonBatch.of(Array.from({ length: n }, (_, i) => ({ span_id: (from + i + 1).toString(16).padStart(16, "0"), operation: `op ${from + i}` }) as unknown as ESpan));
 const dir = () => mkdtempSync(join(tmpdir(), "espan-spool-"));
 const files = (d: string) => readdirSync(d).filter((f) => f.endsWith(".json.gz"));
 
@@ -16,7 +17,7 @@ const files = (d: string) => readdirSync(d).filter((f) => f.endsWith(".json.gz")
 function drain(s: Spool): string[] {
   const out: string[] = [];
   for (let b = s.peek(); b; b = s.peek()) {
-    out.push(...b.map((x) => x.operation!));
+    out.push(...b.spans().map((x) => x.operation!));
     s.ack();
   }
   return out;
