@@ -7,15 +7,21 @@ import {
 } from "./header";
 import { MSG_A, MSG_B, MSG_C, MSG_D, MSG_DEST, MSG_E, MSG_F, MSG_G, MSG_SIZE, MSG_TYPE, OUT_SIZE } from "./layout";
 
-/** Makes a buffer (base, capacity words at h, hcap) hold at least `bytes`, keeping `used` bytes. */
-export function ensure(h: i32, hcap: i32, used: usize, bytes: usize): usize {
-  const cap = <usize>hget(hcap);
-  if (bytes > cap) {
-    const size = regionBytes(max(bytes, cap << 1));
-    hset(h, <u64>growRegion(<usize>hget(h), cap, used, size));
-    hset(hcap, <u64>size);
-  }
+/**
+ * Makes a buffer (base, capacity words at h, hcap) hold at least `bytes`, keeping `used` bytes.
+ * Inlined (every caller passes constant header words): the outboxes and stacks below check their
+ * room once per element, and a call each time was a measurable part of a decision walk.
+ */
+@inline export function ensure(h: i32, hcap: i32, used: usize, bytes: usize): usize {
+  if (bytes > <usize>hget(hcap)) grow(h, hcap, used, bytes);
   return <usize>hget(h);
+}
+
+function grow(h: i32, hcap: i32, used: usize, bytes: usize): void {
+  const cap = <usize>hget(hcap);
+  const size = regionBytes(max(bytes, cap << 1));
+  hset(h, <u64>growRegion(<usize>hget(h), cap, used, size));
+  hset(hcap, <u64>size);
 }
 
 function bufferInit(h: i32): void {
@@ -36,7 +42,7 @@ export function buffersInit(): void {
   hset(H_MSG_LEN, 0);
 }
 
-export function outNext(): usize {
+@inline export function outNext(): usize {
   const len = <usize>hget(H_OUT_LEN);
   const base = ensure(H_OUT_BASE, H_OUT_CAP, len * OUT_SIZE, (len + 1) * OUT_SIZE);
   hset(H_OUT_LEN, <u64>(len + 1));
@@ -62,7 +68,7 @@ export function send(dest: u32, type: u32, a: u64, b: u64, c: u64, d: u64, e: u6
 // ---- Scratch stack: a transient top, reset by every API call. ----
 export let scratchTop: u32 = 0;
 
-export function scratchPush(v: u32): void {
+@inline export function scratchPush(v: u32): void {
   const base = ensure(H_STACK_BASE, H_STACK_CAP, <usize>scratchTop << 2, (<usize>scratchTop + 1) << 2);
   store<u32>(base + (<usize>scratchTop << 2), v);
   scratchTop++;
@@ -78,7 +84,7 @@ export function scratchPush(v: u32): void {
 // ---- Deferred frees: records decided and expired, freed when the API call ends. ----
 export let deferLen: u32 = 0;
 
-export function deferFree(idx: u32): void {
+@inline export function deferFree(idx: u32): void {
   const base = ensure(H_DEFER_BASE, H_DEFER_CAP, <usize>deferLen << 2, (<usize>deferLen + 1) << 2);
   store<u32>(base + (<usize>deferLen << 2), idx);
   deferLen++;
