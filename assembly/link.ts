@@ -143,15 +143,46 @@ export function prefetchSlots(idx: u32): void {
   touched = t;
 }
 
+// What one scan of a new span's net group found (ingestOne): a duplicate, a conflict, or the
+// partner of the other kind. Globals for the length of one ingestOne, never across calls.
+let netDuplicate = false;
+let netConflict = false;
+let netOther: u32 = 0;
+
+/**
+ * One pass over the records of a net group, for a span not yet in it: is it a duplicate (its span
+ * id at home), and whom would it join (at most one exit and one entry: a second of its own kind
+ * is a conflict)? One scan instead of a duplicate probe and a join probe.
+ */
+function scanNetGroup(key: u64, spanId: u64, entry: bool): void {
+  netDuplicate = false;
+  netConflict = false;
+  netOther = 0;
+  for (let q = probeFirst(H_NET_BASE, R_KEY, key); q != 0; q = probeNext()) {
+    const qp = rp(q);
+    const f = flags(qp);
+    if (load<u64>(qp + R_SPAN_ID) == spanId && (f & R_F_STUB) == 0) {
+      netDuplicate = true;
+      return;
+    }
+    if ((f & (R_F_EXPIRED | R_F_NET_CONFLICT)) != 0) continue;
+    if (((f & R_F_ENTRY) != 0) == entry) netConflict = true;
+    else netOther = q;
+  }
+}
+
 export function ingestOne(inp: usize): void {
   stat(STAT_RECEIVED);
   const spanId = load<u64>(inp + IN_SPAN_ID);
   const key = load<u64>(inp + IN_KEY);
-  if (findHome(key, spanId) != 0) {
+  const fl = load<u32>(inp + IN_FLAGS);
+  scanNetGroup(key, spanId, (fl & IN_F_ENTRY) != 0);
+  if (netDuplicate) {
     stat(STAT_DUPLICATES);
     return;
   }
-  const fl = load<u32>(inp + IN_FLAGS);
+  const conflict = netConflict;
+  const other = netOther;
   const arrival = load<i64>(inp + IN_ARRIVAL);
   const idx = poolAlloc(H_REC_BASE, REC_SIZE, REC_SHIFT, R_GEN);
   const p = rp(idx);
@@ -175,33 +206,25 @@ export function ingestOne(inp: usize): void {
   timerPush(T_EXPIRE, arrival + <i64>hget(H_WINDOW), idx, gen(p));
   tableInsert(H_NET_BASE, R_KEY, idx);
   // The thread group first: a remote thread shard must hear of the span before any decision
-  // about it can follow (the net join may link it under a decided parent at once).
+  // about it can follow (the net join may link it under a decided parent at once). Thread links
+  // change no flag the net scan looked at, so its findings still hold.
   if ((fl & IN_F_HAS_TID) != 0) registerThread(idx, arrival);
-  netJoin(idx);
+  netJoin(idx, conflict, other);
   // An exit made outside any open entry is a client-side root. (Entries always have a thread
   // id: the contract requires it.)
   if ((fl & (IN_F_HAS_TID | IN_F_ENTRY)) == 0) makeRoot(idx, arrival);
 }
 
 /** The exit → entry link of a net group; at most one of each (more are conflicts, not linked). */
-function netJoin(idx: u32): void {
+function netJoin(idx: u32, conflict: bool, other: u32): void {
   const p = rp(idx);
-  const key = load<u64>(p + R_KEY);
-  const entry = isEntry(p);
-  let other: u32 = 0;
-  for (let q = probeFirst(H_NET_BASE, R_KEY, key); q != 0; q = probeNext()) {
-    if (q == idx) continue;
-    const qp = rp(q);
-    if ((flags(qp) & (R_F_EXPIRED | R_F_NET_CONFLICT)) != 0) continue;
-    if (isEntry(qp) == entry) {
-      addFlags(p, R_F_NET_CONFLICT);
-      stat(STAT_CONFLICTS);
-      return;
-    }
-    other = q;
+  if (conflict) {
+    addFlags(p, R_F_NET_CONFLICT);
+    stat(STAT_CONFLICTS);
+    return;
   }
   if (other == 0) return;
-  if (entry) link(idx, other);
+  if (isEntry(p)) link(idx, other);
   else if (state(rp(other)) == S_WAITING) link(other, idx);
 }
 
