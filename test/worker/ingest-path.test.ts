@@ -14,6 +14,7 @@ import { hrTimeOf, readableOf, ResourceCache } from "../../src/export/otlp-span.
 import { parseBatch, spansOfText } from "../../src/ingest/decode.ts";
 import { linkedJson, startMs } from "../../src/linker/shard.ts";
 import { LOG_BATCH, LOG_BATCH_DOC, LOG_BATCH_NDJSON, ShardLog } from "../../src/linker/shard-log.ts";
+import { SpanIndex } from "../../src/store/span-index.ts";
 import { STORE_COLUMNS, type TraceStore } from "../../src/store/trace-store.ts";
 import { bindings } from "./helpers.ts";
 
@@ -84,6 +85,40 @@ describe("the trace store", () => {
     expect(summary).toEqual({
       trace_id: trace, start_ms: startMs(first.start_ns), root_service: first.service, root_operation: first.operation ?? "",
       span_count: linked.length, services: [...new Set(linked.map((s) => s.service))].sort(),
+    });
+  });
+
+  it("finds spans by id in sorted segments and in the rows not indexed yet, through retention and an emptied table", async () => {
+    const stub = bindings.TRACE_STORE.get(bindings.TRACE_STORE.idFromName("store-test-span-index"));
+    await runInDurableObject(stub, (_instance: TraceStore, state) => {
+      const sql = state.storage.sql;
+      const index = new SpanIndex(sql, { stepRows: 4, segmentRows: 8 });
+      const idOf = (i: number) => ((i * 0x9e3779b1) >>> 0).toString(16).padStart(16, "f");
+      const add = (from: number, to: number) => {
+        for (let i = from; i < to; i++) sql.exec("INSERT INTO stored_spans VALUES (?, ?, '', 's', 0, '', ?, 0)", `t${i}`, idOf(i), `{"i":${i}}`);
+        index.catchUp();
+      };
+      const found = (i: number) => index.find(idOf(i));
+      add(0, 13);
+      add(13, 30);
+      // 28 rows indexed in steps of 4: segments from rows 1, 9, 17, 25; rows 29 and 30 not yet.
+      expect(sql.exec("SELECT segment, last_row FROM span_segments ORDER BY segment").toArray()).toEqual([
+        { segment: 1, last_row: 8 }, { segment: 9, last_row: 16 }, { segment: 17, last_row: 24 }, { segment: 25, last_row: 28 }]);
+      for (let i = 0; i < 30; i++) expect(found(i)).toBe(`{"i":${i}}`);
+      expect(index.find("0123456789abcdef")).toBeNull();
+      // Retention drops the oldest rows: their segment goes, the others stay.
+      sql.exec("DELETE FROM stored_spans WHERE rowid <= 12");
+      index.prune();
+      expect(sql.exec("SELECT segment FROM span_segments ORDER BY segment").toArray().map((r) => r.segment)).toEqual([9, 17, 25]);
+      expect(found(3)).toBeNull();
+      expect(found(11)).toBeNull();
+      expect(found(12)).toBe('{"i":12}');
+      // All gone: rowids start from 1 again, and the index with them.
+      sql.exec("DELETE FROM stored_spans");
+      index.prune();
+      add(100, 106);
+      for (let i = 100; i < 106; i++) expect(found(i)).toBe(`{"i":${i}}`);
+      expect(sql.exec("SELECT count(*) AS n FROM span_keys").one().n).toBe(4);
     });
   });
 
