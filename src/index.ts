@@ -11,6 +11,7 @@ import type { AppEnv } from "./routes/app-env.ts";
 import { ingest } from "./routes/ingest.ts";
 import { metrics } from "./routes/metrics.ts";
 import { query } from "./routes/query.ts";
+import { ui } from "./routes/ui.ts";
 
 export { LinkerShard } from "./linker/shard.ts";
 export { TraceStore } from "./store/trace-store.ts";
@@ -29,6 +30,7 @@ app.get("/healthz", (c) => c.json({ ok: true }));
 app.route("/", ingest);
 app.route("/", query);
 app.route("/", metrics);
+app.route("/", ui);
 
 app.notFound((c) => c.json({ error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
 

@@ -7,14 +7,19 @@ export function bearerAuth(): MiddlewareHandler<AppEnv> {
   return async function bearer(c, next) {
     const token = c.get("config").token;
     if (token) {
-      const got = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1]?.trim() ?? "";
-      if (!timingSafeEqual(got, token)) throw new IngestError(401, "missing or wrong bearer token (Authorization: Bearer <ESPAN_TOKEN>)");
+      if (!timingSafeEqual(bearerToken(c.req.header("authorization")), token)) throw new IngestError(401, "missing or wrong bearer token (Authorization: Bearer <ESPAN_TOKEN>)");
     }
     await next();
   };
 }
 
-function timingSafeEqual(a: string, b: string): boolean {
+/** The token of an `Authorization: Bearer <token>` header ("" without one). */
+export function bearerToken(header: string | undefined): string {
+  return /^Bearer\s+(.+)$/i.exec(header ?? "")?.[1]?.trim() ?? "";
+}
+
+/** Compares in time independent of where the strings differ. */
+export function timingSafeEqual(a: string, b: string): boolean {
   const x = new TextEncoder().encode(a);
   const y = new TextEncoder().encode(b);
   let diff = x.length ^ y.length;
