@@ -51,7 +51,8 @@ console.error(
   `espan: ingest on http://${args.host}:${port} (${args.workerd ? "workerd serve" : "wrangler dev"}), ` +
     `${summary.shards} shard(s), window ${summary.link.windowMs / 1000} s, settle ${summary.link.settleMs / 1000} s, ` +
     `sampling ${summary.link.samplingRate}, use_app_trace_id ${summary.link.useAppTraceId}, storage ${dbPath}` +
-    (summary.otlpEndpoint ? `, exporting to ${summary.otlpEndpoint} (${summary.otlpProtocol})` : ", no OTLP export (trace store only)"),
+    (summary.otlpEndpoint ? `, exporting to ${summary.otlpEndpoint} (${summary.otlpProtocol})` : ", no OTLP export (trace store only)") +
+    `; web UI on http://${args.host}:${port}/ui`,
 );
 
 const child = args.workerd ? serveWorkerd() : wranglerDev();
