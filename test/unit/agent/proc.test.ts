@@ -5,10 +5,10 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { readProcFacts } from "../../../agent/src/process/proc.ts";
 
-/** `sh` starts `true` in the background and execs `sleep`, which never reaps it: `true` stays
- * a zombie while the sleep runs. */
+/** `sh` starts a short sleep in the background and execs a long one, which never reaps it: the
+ * short one (ending after the exec, so that sh cannot reap it first) stays a zombie. */
 async function sleepWithZombieChild(): Promise<{ zombie: number; sleep: number; stop: () => void }> {
-  const child = spawn("sh", ["-c", "true & echo $!; exec sleep 5"], {
+  const child = spawn("sh", ["-c", "sleep 0.3 & echo $!; exec sleep 5"], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, ESPAN_PROC_TEST: "1" },
   });
