@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "espan_capture",
-      "sources": ["src/addon.cc", "src/loader.c"],
+      "sources": ["src/addon.cc", "src/loader.c", "src/http1_scan.c"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "../../bpf",

@@ -47,8 +47,10 @@ export interface OpenOptions {
 /**
  * Called once per batch, never per record. `arena` is ONE fixed Buffer reused for every batch:
  * it is valid only during the call (copy what you keep). It holds `count` frames in `used`
- * bytes, each `[u32 length][u32 0][record of length bytes][zero pad to 8]`, little-endian on
- * x86-64/arm64 (see Layout.littleEndian).
+ * bytes, each `[u32 length][u32 scan length][record of length bytes][zero pad to 8][scan][zero
+ * pad to 8]`, little-endian on x86-64/arm64 (see Layout.littleEndian). The scan (Layout.scan)
+ * is the HTTP/1.x heads of a data record's payload, found while draining; its length is 0 for
+ * other records.
  */
 export type BatchCallback = (arena: Buffer, used: number, count: number) => void;
 
@@ -144,9 +146,29 @@ export interface Layout {
   roles: { UNKNOWN: number; CLIENT: number; SERVER: number };
   flags: { FIN: number; TRUNCATED: number; NO_PAYLOAD: number; CONT: number; FD_LOOKUP: number; IOV: number };
   pidFlags: { TRACE: number; INHERIT: number; EXCLUDE: number };
+  /** struct espan_scan (src/http1_scan.h): offsets from offsetof, sizes from sizeof. */
+  scan: {
+    kind: number;
+    flags: number;
+    count: number;
+    endAt: number;
+    msgs: number;
+    msgSize: number;
+    maxMsgs: number;
+    msg: Record<"bytes" | "at" | "head_bytes" | "status" | "method_len" | "target_at" | "target_len" | "path_len" | "flags" | "app", number>;
+    /** The app-context headers, in the order of the app[] (offset, length) pairs of a message. */
+    appHeaders: string[];
+    /** The offset of an app header that is not there. */
+    absent: number;
+    kinds: { REQUESTS: number; RESPONSES: number };
+    flagBits: { JS: number; ENDED: number; HEAD_COMPLETE: number; LENGTH: number; V11: number };
+  };
 }
 
 /** Checks (root, BTF, tracefs, tracepoints), open, set rodata, load. Throws with code/step. */
 export function open(options?: OpenOptions): Capture;
 /** The record layout; needs no kernel access. */
 export function layout(): Layout;
+/** The HTTP scan the drain writes after a record with this payload (an empty Buffer when the
+ * payload starts with no HTTP/1.x message); for tests. Needs no kernel access. */
+export function scanHttp(payload: Buffer): Buffer;

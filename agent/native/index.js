@@ -34,3 +34,7 @@ export function open(options = {}) {
 export function layout() {
   return load().layout();
 }
+
+export function scanHttp(payload) {
+  return load().scanHttp(payload);
+}

@@ -6,8 +6,11 @@
 // build for (x86-64, arm64): the DataView reads use layout.littleEndian, which the addon
 // measured. Addresses stay in network order as the kernel keeps them.
 //
-// Arena framing (agent/native/src/loader.h): [u32 length][u32 0][record][zero pad to 8].
+// Arena framing (agent/native/src/loader.h): [u32 length][u32 scan length][record][zero pad to
+// 8][scan][zero pad to 8]; the scan is the addon's HTTP/1.x scan of the payload
+// (assemble/http1-scan.ts reads it).
 import type { Layout } from "../native/index.js";
+import { HttpScanView } from "./assemble/http1-scan.ts";
 
 export type RecordKind = "data" | "close" | "exec" | "exit" | "fork";
 export type Direction = "send" | "recv" | "none";
@@ -53,6 +56,9 @@ export interface CaptureRecord {
   /** Captured bytes (data: the message's first bytes; exec: the executable path). A copy:
    * the arena is reused after the callback returns. */
   payload: Buffer;
+  /** The addon's scan of the payload's HTTP/1.x heads (Decoder.forEachRecord only; undefined
+   * when the drain made none): valid during the call only, as the record. */
+  scan?: HttpScanView;
 }
 
 const AF_INET = 2;
@@ -162,21 +168,25 @@ export function createDecoder(layout: Layout): Decoder {
     };
   }
 
-  const cursor = new RecordCursor(o, le, recordSize, kindNames, dirNames, roleNames, FIN, TRUNCATED);
+  const cursor = new RecordCursor(o, le, recordSize, kindNames, dirNames, roleNames, FIN, TRUNCATED, new HttpScanView(layout));
 
   return {
     forEachRecord(arena: Uint8Array, used: number, fn: (r: CaptureRecord) => void): number {
       const dv = new DataView(arena.buffer, arena.byteOffset, arena.byteLength);
+      const buf = Buffer.isBuffer(arena) ? arena : Buffer.from(arena.buffer, arena.byteOffset, arena.byteLength);
       let at = 0;
       let n = 0;
       while (at + frameHeader <= used) {
         const len = dv.getUint32(at, le);
+        const scanLen = dv.getUint32(at + 4, le);
         const rec = at + frameHeader;
-        if (rec + len > used) throw new Error(`arena: frame at ${at} (${len} bytes) overruns used=${used}`);
-        cursor.moveTo(arena, dv, rec, len);
+        const scanAt = rec + ((len + 7) & ~7);
+        const next = scanAt + ((scanLen + 7) & ~7);
+        if (next > used) throw new Error(`arena: frame at ${at} (${len} + ${scanLen} bytes) overruns used=${used}`);
+        cursor.moveTo(buf, dv, rec, len, scanLen > 0 ? scanAt : -1);
         fn(cursor);
         n++;
-        at = rec + ((len + 7) & ~7);
+        at = next;
       }
       return n;
     },
@@ -186,10 +196,12 @@ export function createDecoder(layout: Layout): Decoder {
       let at = 0;
       while (at + frameHeader <= used) {
         const len = dv.getUint32(at, le);
+        const scanLen = dv.getUint32(at + 4, le);
         const rec = at + frameHeader;
-        if (rec + len > used) throw new Error(`arena: frame at ${at} (${len} bytes) overruns used=${used}`);
+        const next = rec + ((len + 7) & ~7) + ((scanLen + 7) & ~7);
+        if (next > used) throw new Error(`arena: frame at ${at} (${len} + ${scanLen} bytes) overruns used=${used}`);
         out.push(decodeOne(arena, dv, rec, len));
-        at = rec + ((len + 7) & ~7);
+        at = next;
       }
       return out;
     },
@@ -218,7 +230,8 @@ class RecordCursor implements CaptureRecord {
   localPort = 0;
   remotePort = 0;
   aux = 0;
-  private buf: Uint8Array = new Uint8Array(0);
+  scan: HttpScanView | undefined = undefined;
+  private buf: Buffer = Buffer.alloc(0);
   private dv: DataView = new DataView(new ArrayBuffer(8));
   private at = 0;
   private capLen = 0;
@@ -244,6 +257,7 @@ class RecordCursor implements CaptureRecord {
     roles: Map<number, SocketRole>,
     private readonly FIN: number,
     private readonly TRUNCATED: number,
+    private readonly scanView: HttpScanView,
   ) {
     for (let i = 0; i < 256; i++) {
       this.kindById.push(kinds.get(i));
@@ -252,7 +266,8 @@ class RecordCursor implements CaptureRecord {
     }
   }
 
-  moveTo(buf: Uint8Array, dv: DataView, at: number, len: number): void {
+  /** The record at `at` (`len` bytes) in `buf`; its scan at `scanAt`, -1 when it has none. */
+  moveTo(buf: Buffer, dv: DataView, at: number, len: number, scanAt: number): void {
     const { o, le } = this;
     if (len < this.recordSize) throw new Error(`record at ${at}: ${len} bytes, shorter than the ${this.recordSize}-byte header`);
     const kindId = buf[at + o.kind];
@@ -284,6 +299,11 @@ class RecordCursor implements CaptureRecord {
     this.localPort = dv.getUint16(at + o.lport, le);
     this.remotePort = dv.getUint16(at + o.rport, le);
     this.aux = dv.getUint32(at + o.aux, le);
+    if (scanAt < 0) this.scan = undefined;
+    else {
+      this.scanView.moveTo(buf, dv, scanAt, at + this.recordSize);
+      this.scan = this.scanView;
+    }
   }
 
   get tsNs(): bigint {

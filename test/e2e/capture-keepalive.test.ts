@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { byConnection, peerOf, startCapture, summarize, type Session } from "./helpers/capture.ts";
 import { curlGated, finishCurl } from "./helpers/curl.ts";
+import { parseRequests, parseResponses } from "../../agent/src/assemble/http1.ts";
 import { startPythonServer, type Server } from "./helpers/servers.ts";
 
 const PATHS = ["/one", "/two", "/three", "/pad/3000", "/five"];
@@ -50,6 +51,26 @@ describe("HTTP/1.1 keep-alive (auto strategy)", () => {
       expect(srv[2 * i].payload.toString("latin1")).toMatch(new RegExp(`^GET ${path} HTTP/1\\.1\\r\\n`));
       expect(srv[2 * i + 1].payload.toString("latin1")).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
     });
+  });
+
+  it("scans each message start's HTTP head while draining: what the JS parser finds in the payload", () => {
+    const client = [...byConnection(session.records, clientPid).values()][0];
+    const srv = peerOf(client, byConnection(session.records, server.pid))!;
+    for (const r of [...client, ...srv]) {
+      const scan = session.scans.get(r);
+      expect(scan, summarize([r])).toBeDefined();
+      const request = (r.dir === "send") === (r.pid === clientPid);
+      if (request) {
+        const want = parseRequests(r.payload);
+        expect(want.length).toBe(1);
+        expect(scan!.requests).toEqual(want.map((m) => ({ ...m, head: { ...m.head, headers: new Map() } })));
+      } else {
+        const want = parseResponses(r.payload, []);
+        expect(want.messages.length).toBe(1);
+        expect(scan!.responses!.messages.map((m) => [m.offset, m.bytes, m.head.status])).toEqual(want.messages.map((m) => [m.offset, m.bytes, m.head.status]));
+        expect(scan!.responses!.nextOffset).toBe(want.nextOffset);
+      }
+    }
   });
 
   it("gives keep-alive requests distinct seqs that advance by the bytes of each message", () => {

@@ -27,6 +27,7 @@
 
 extern "C" {
 #include "record.h"
+#include "http1_scan.h"
 #include "loader.h"
 }
 
@@ -455,6 +456,61 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   return obj;
 }
 
+// struct espan_scan (http1_scan.h) as compiled, for agent/src/assemble/http1-scan.ts.
+Napi::Object ScanLayout(Napi::Env env) {
+  auto num = [&](size_t v) { return Napi::Number::New(env, static_cast<double>(v)); };
+  Napi::Object s = Napi::Object::New(env);
+  s.Set("kind", num(offsetof(struct espan_scan, kind)));
+  s.Set("flags", num(offsetof(struct espan_scan, flags)));
+  s.Set("count", num(offsetof(struct espan_scan, count)));
+  s.Set("endAt", num(offsetof(struct espan_scan, end_at)));
+  s.Set("msgs", num(offsetof(struct espan_scan, msgs)));
+  s.Set("msgSize", num(sizeof(struct espan_scan_msg)));
+  s.Set("maxMsgs", num(ESPAN_SCAN_MAX));
+  Napi::Object m = Napi::Object::New(env);
+#define MSG(f) m.Set(#f, num(offsetof(struct espan_scan_msg, f)))
+  MSG(bytes);
+  MSG(at);
+  MSG(head_bytes);
+  MSG(status);
+  MSG(method_len);
+  MSG(target_at);
+  MSG(target_len);
+  MSG(path_len);
+  MSG(flags);
+  MSG(app);
+#undef MSG
+  s.Set("msg", m);
+  Napi::Array names = Napi::Array::New(env, ESPAN_SCAN_APP_HEADERS);
+  for (uint32_t i = 0; i < ESPAN_SCAN_APP_HEADERS; i++) names.Set(i, espan_scan_app_headers[i]);
+  s.Set("appHeaders", names);
+  s.Set("absent", num(ESPAN_SCAN_ABSENT));
+  Napi::Object k = Napi::Object::New(env);
+  k.Set("REQUESTS", num(ESPAN_SCAN_REQUESTS));
+  k.Set("RESPONSES", num(ESPAN_SCAN_RESPONSES));
+  s.Set("kinds", k);
+  Napi::Object f = Napi::Object::New(env);
+  f.Set("JS", num(ESPAN_SCAN_JS));
+  f.Set("ENDED", num(ESPAN_SCAN_ENDED));
+  f.Set("HEAD_COMPLETE", num(ESPAN_SCAN_HEAD_COMPLETE));
+  f.Set("LENGTH", num(ESPAN_SCAN_LENGTH));
+  f.Set("V11", num(ESPAN_SCAN_V11));
+  s.Set("flagBits", f);
+  return s;
+}
+
+// scanHttp(payload): what the drain writes after a record with this payload (tests check it
+// against the JS parser without a kernel in the loop). An empty Buffer when it is no HTTP/1.x.
+Napi::Value ScanHttp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer())
+    throw Napi::TypeError::New(env, "scanHttp(payload): payload must be a Buffer");
+  auto payload = info[0].As<Napi::Buffer<uint8_t>>();
+  struct espan_scan out;
+  size_t n = espan_http1_scan(payload.Data(), payload.Length(), &out);
+  return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(&out), n);
+}
+
 // The record layout from offsetof/sizeof of bpf/record.h: JS never copies it by hand.
 Napi::Value Layout(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -521,6 +577,7 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   l.Set("pidFlags", consts({{"TRACE", ESPAN_PID_TRACE},
                             {"INHERIT", ESPAN_PID_INHERIT},
                             {"EXCLUDE", ESPAN_PID_EXCLUDE}}));
+  l.Set("scan", ScanLayout(env));
   return l;
 }
 
@@ -528,6 +585,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   Capture::Init(env);
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("layout", Napi::Function::New(env, Layout, "layout"));
+  exports.Set("scanHttp", Napi::Function::New(env, ScanHttp, "scanHttp"));
   return exports;
 }
 

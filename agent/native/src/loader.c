@@ -27,12 +27,15 @@
 
 #include "record.h"
 #include "capture.skel.h"
+#include "http1_scan.h"
 #include "loader.h"
 
 #define MAX_LINKS 32
 #define DEFAULT_RING_BYTES (16u << 20)
-/* Largest frame the kernel can send: a data record with a full capture. */
-#define MAX_FRAME (ESPAN_FRAME_HDR + ((ESPAN_RECORD_SIZE + ESPAN_MAX_CAPTURE + 7) & ~7u))
+/* Largest frame: a data record with a full capture, and its HTTP scan. */
+#define ALIGN8(n) (((n) + 7) & ~(size_t)7)
+#define MAX_FRAME (ESPAN_FRAME_HDR + ALIGN8(ESPAN_RECORD_SIZE + ESPAN_MAX_CAPTURE) + \
+		   ALIGN8(sizeof(struct espan_scan)))
 
 struct espan_loader {
 	struct capture_bpf *skel;
@@ -209,18 +212,28 @@ static bool is_syscall_prog(const struct bpf_program *p)
 static int on_sample(void *ctx, void *data, size_t size)
 {
 	struct espan_loader *l = ctx;
-	size_t frame = ESPAN_FRAME_HDR + ((size + 7) & ~(size_t)7);
-	if (l->used + frame > l->arena_size)
+	size_t frame = ESPAN_FRAME_HDR + ALIGN8(size);
+	if (l->used + MAX_FRAME > l->arena_size)
 		return -E2BIG; /* cannot happen: the soft limit below leaves room for MAX_FRAME
 				* (were it to, libbpf has already consumed this record) */
 	uint8_t *p = l->arena + l->used;
-	uint32_t hdr[2] = {(uint32_t)size, 0};
-	memcpy(p, hdr, sizeof(hdr));
 	memcpy(p + ESPAN_FRAME_HDR, data, size);
 	memset(p + ESPAN_FRAME_HDR + size, 0, frame - ESPAN_FRAME_HDR - size);
+	/* A message start with payload: its HTTP/1.x heads, scanned here (http1_scan.h). */
+	const struct espan_record *r = data;
+	size_t scan = 0;
+	if (r->kind == ESPAN_KIND_DATA && r->cap_len > 0 && !(r->flags & ESPAN_F_CONT) &&
+	    ESPAN_RECORD_SIZE + (size_t)r->cap_len <= size) {
+		scan = espan_http1_scan((const uint8_t *)data + ESPAN_RECORD_SIZE, r->cap_len,
+					(struct espan_scan *)(p + frame));
+		memset(p + frame + scan, 0, ALIGN8(scan) - scan);
+		frame += ALIGN8(scan);
+	}
+	uint32_t hdr[2] = {(uint32_t)size, (uint32_t)scan};
+	memcpy(p, hdr, sizeof(hdr));
 	l->used += frame;
 	l->count++;
-	uint8_t kind = ((const struct espan_record *)data)->kind;
+	uint8_t kind = r->kind;
 	if (kind == ESPAN_KIND_EXEC || kind == ESPAN_KIND_FORK || kind == ESPAN_KIND_EXIT)
 		l->process_records = true;
 	/* libbpf 1.1 advances the consumer past a sample before its callback's error stops the

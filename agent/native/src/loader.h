@@ -58,7 +58,9 @@ struct espan_prog_stat {
 	uint64_t verified_insns; /* instructions the verifier processed at load */
 };
 
-/* Arena framing: [u32 record length][u32 0][record][zero pad to 8]. Fixed arena, never grown:
+/* Arena framing: [u32 record length][u32 scan length][record][zero pad to 8][scan][zero pad
+ * to 8]. The scan (struct espan_scan, http1_scan.h) follows data records that start a message
+ * with payload and look like HTTP/1.x; its length is 0 otherwise. Fixed arena, never grown:
  * libbpf 1.1's ring_buffer__consume has no bound, and a growing buffer under 4 KB records
  * cost 400k page faults and 640 MB RSS (reference/bpf.md pitfall 8). */
 #define ESPAN_FRAME_HDR 8

@@ -133,7 +133,8 @@ export class Conn {
     this.endResponseMessage(r);
 
     const kind = this.role === "server" ? "entry" : "exit";
-    const parsed = r.payload.length > 0 ? parseRequests(r.payload) : [];
+    // The addon's scan when it has one (http1-scan.ts), else the bytes parsed here.
+    const parsed = r.scan?.requests() ?? (r.payload.length > 0 ? parseRequests(r.payload) : NO_MESSAGES);
     const started: Exchange[] = [];
     if (parsed.length === 0) started.push(newExchange(r, kind, "tcp", 0));
     for (const p of parsed) {
@@ -158,13 +159,12 @@ export class Conn {
       this.events.orphanResponse();
       return;
     }
-    const payload = r.payload;
     let messages: ParsedMessage[] = NO_MESSAGES;
     let nextOffset: number | undefined;
-    if (answered[0].l7 === "http" && payload.length > 0) {
+    if (answered[0].l7 === "http" && (r.scan !== undefined || r.payload.length > 0)) {
       const methods: (string | undefined)[] = [];
       for (const x of answered) methods.push(x.request?.method);
-      ({ messages, nextOffset } = parseResponses(payload, methods));
+      ({ messages, nextOffset } = r.scan?.responses(methods) ?? parseResponses(r.payload, methods));
     }
     const n = answered.length;
     for (let i = 0; i < n; i++) {

@@ -21,7 +21,8 @@ export interface HttpHead {
   path?: string;
   /** Response: the status code. */
   status?: number;
-  /** Lower-case names; a repeated header's values joined with ", " (RFC 9110 §5.3). */
+  /** Lower-case names; a repeated header's values joined with ", " (RFC 9110 §5.3). A head
+   * read from the addon's scan (http1-scan.ts) keeps the app-context headers only. */
   headers: ReadonlyMap<string, string>;
   /** The blank line ending the head was captured. */
   headComplete: boolean;
@@ -105,7 +106,7 @@ const SP_HTTP_1 = Buffer.from(" HTTP/1.", "latin1");
 /** Methods as constant strings (no new string per request for these). */
 const METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"].map((m) => ({ m, bytes: Buffer.from(m, "latin1") }));
 
-function methodOf(b: Buffer, from: number, to: number): string {
+export function methodOf(b: Buffer, from: number, to: number): string {
   outer: for (const { m, bytes } of METHODS) {
     if (bytes.length !== to - from) continue;
     for (let i = 0; i < bytes.length; i++) if (b[from + i] !== bytes[i]) continue outer;
@@ -115,7 +116,7 @@ function methodOf(b: Buffer, from: number, to: number): string {
 }
 
 /** Buffer's own latin1 slice (what toString("latin1", ...) calls, without its checks). */
-const latin1 = (b: Buffer, from: number, to: number): string =>
+export const latin1 = (b: Buffer, from: number, to: number): string =>
   (b as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(from, to);
 
 const asBuffer = (buf: Uint8Array): Buffer => (Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
@@ -127,7 +128,7 @@ function lineFeed(b: Uint8Array, from: number, to: number): number {
 }
 
 /** A shared empty header map for heads without a header of interest (never written to). */
-const NO_HEADERS: ReadonlyMap<string, string> = new Map();
+export const NO_HEADERS: ReadonlyMap<string, string> = new Map();
 
 /**
  * Parses the head of a message starting at `at`, on the bytes: only the start line's parts and

@@ -1,11 +1,20 @@
 // A started capture that decodes every batch into `records`, plus views the tests share.
 import { open, layout, type Capture, type OpenOptions } from "../../../agent/native/index.js";
+import type { ParsedMessage } from "../../../agent/src/assemble/http1.ts";
 import { createDecoder, type CaptureRecord } from "../../../agent/src/record.ts";
 import { waitUntil } from "./process.ts";
+
+/** What the drain's HTTP scan of a record's payload said, read as the agent reads it. */
+export interface ScanResult {
+  requests: ParsedMessage[] | undefined;
+  responses: { messages: ParsedMessage[]; nextOffset?: number } | undefined;
+}
 
 export interface Session {
   cap: Capture;
   records: CaptureRecord[];
+  /** The drain's HTTP scan of each data record that has one (agent/native/src/http1_scan.h). */
+  scans: WeakMap<CaptureRecord, ScanResult>;
   /** Drains now and waits until check() holds (or the time is up). */
   waitFor(check: (records: CaptureRecord[]) => boolean, timeoutMs?: number): Promise<boolean>;
   close(): void;
@@ -15,14 +24,23 @@ export function startCapture(options: OpenOptions = {}): Session {
   const decoder = createDecoder(layout());
   const cap = open(options);
   const records: CaptureRecord[] = [];
+  const scans = new WeakMap<CaptureRecord, ScanResult>();
   cap.attach();
   cap.start((arena, used) => {
-    for (const r of decoder.decodeArena(arena, used)) records.push(r);
+    const owned = decoder.decodeArena(arena, used);
+    let i = 0;
+    // The same frames again, in place, as the agent reads them: the scans.
+    decoder.forEachRecord(arena, used, (r) => {
+      const own = owned[i++];
+      if (r.scan) scans.set(own, { requests: r.scan.requests(), responses: r.scan.responses([]) });
+    });
+    for (const r of owned) records.push(r);
   }, 5);
   let closed = false;
   return {
     cap,
     records,
+    scans,
     waitFor: (check, timeoutMs = 5000) =>
       waitUntil(() => {
         if (!closed) cap.flush();

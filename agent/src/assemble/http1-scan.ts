@@ -1,0 +1,138 @@
+// The addon's scan of a record's payload (agent/native/src/http1_scan.h: the HTTP/1.x heads,
+// found in C while the ring buffer was drained) read back as http1.ts's own results, so that JS
+// does not walk the bytes: parsing heads in JS was ~0.7 µs a span with hot caches.
+//
+// The scan restates parseRequests / parseResponses; where it could differ it tells JS to parse
+// the payload itself (ESPAN_SCAN_JS), and answers to HEAD or CONNECT (framed by the method the
+// scan does not know) are parsed in JS too. A head read from the scan keeps in `headers` only
+// the app-context headers (app-context.ts): its framing is the scan's.
+import type { Layout } from "../../native/index.js";
+import { latin1, methodOf, NO_HEADERS, type HttpHead, type ParsedMessage } from "./http1.ts";
+
+type ScanLayout = Layout["scan"];
+
+/** One record's scan, read in place: the decoder moves one view from record to record (valid
+ * during the batch callback only, like the record). */
+export class HttpScanView {
+  private buf: Buffer = Buffer.alloc(0);
+  private dv: DataView = new DataView(new ArrayBuffer(8));
+  private at = 0;
+  private payloadAt = 0;
+  private readonly L: ScanLayout;
+  private readonly le: boolean;
+  private readonly m: ScanLayout["msg"];
+
+  constructor(layout: Layout) {
+    this.L = layout.scan;
+    this.m = layout.scan.msg;
+    this.le = layout.littleEndian;
+  }
+
+  /** The scan at `at` in `buf`, of the payload at `payloadAt`. */
+  moveTo(buf: Buffer, dv: DataView, at: number, payloadAt: number): void {
+    this.buf = buf;
+    this.dv = dv;
+    this.at = at;
+    this.payloadAt = payloadAt;
+  }
+
+  /** parseRequests(payload), or undefined when JS must parse the payload itself. */
+  requests(): ParsedMessage[] | undefined {
+    const { L, buf } = this;
+    if (buf[this.at + L.kind] !== L.kinds.REQUESTS || (buf[this.at + L.flags] & L.flagBits.JS) !== 0) return undefined;
+    const n = this.dv.getUint16(this.at + L.count, this.le);
+    const out: ParsedMessage[] = [];
+    for (let i = 0; i < n; i++) {
+      const at = this.at + L.msgs + i * L.msgSize;
+      out.push({ offset: this.u16(at + this.m.at), head: this.head(at, true), bytes: this.bytes(at) });
+    }
+    return out;
+  }
+
+  /**
+   * parseResponses(payload, methods), or undefined when JS must parse the payload itself. The
+   * scan lists every head in order; an interim 1xx is paired with the final response after it
+   * here, as parseResponses does.
+   */
+  responses(methods: readonly (string | undefined)[]): { messages: ParsedMessage[]; nextOffset?: number } | undefined {
+    const { L, buf } = this;
+    if (buf[this.at + L.kind] !== L.kinds.RESPONSES || (buf[this.at + L.flags] & L.flagBits.JS) !== 0) return undefined;
+    for (const m of methods) if (m === "HEAD" || m === "CONNECT") return undefined;
+    const n = this.dv.getUint16(this.at + L.count, this.le);
+    const messages: ParsedMessage[] = [];
+    let interimAt: number | undefined;
+    let interimHead: HttpHead | undefined;
+    for (let i = 0; i < n; i++) {
+      const at = this.at + L.msgs + i * L.msgSize;
+      const head = this.head(at, false);
+      const offset = this.u16(at + this.m.at);
+      const bytes = this.bytes(at);
+      if (head.status! < 200 && head.status !== 101 && bytes !== undefined) {
+        if (interimAt === undefined) {
+          interimAt = offset;
+          interimHead = head;
+        }
+        continue;
+      }
+      const start = interimAt ?? offset;
+      messages.push({ offset: start, head, bytes: bytes === undefined ? undefined : offset + bytes - start });
+      interimAt = undefined;
+      interimHead = undefined;
+      if (bytes === undefined) return { messages };
+    }
+    if (interimAt !== undefined) {
+      messages.push({ offset: interimAt, head: interimHead! }); // a 1xx whose final response was not captured
+      return { messages };
+    }
+    if ((buf[this.at + L.flags] & L.flagBits.ENDED) === 0) return { messages };
+    return { messages, nextOffset: this.dv.getUint32(this.at + L.endAt, this.le) };
+  }
+
+  private u16(at: number): number {
+    return this.dv.getUint16(at, this.le);
+  }
+
+  private bytes(msg: number): number | undefined {
+    return (this.buf[msg + this.m.flags] & this.L.flagBits.LENGTH) !== 0 ? this.dv.getUint32(msg + this.m.bytes, this.le) : undefined;
+  }
+
+  /** The head of message `msg`, with every field of http1.ts's heads, in their order. */
+  private head(msg: number, request: boolean): HttpHead {
+    const { m, L, buf, payloadAt } = this;
+    const flags = buf[msg + m.flags];
+    const complete = (flags & L.flagBits.HEAD_COMPLETE) !== 0;
+    let method: string | undefined;
+    let target: string | undefined;
+    let path: string | undefined;
+    let status: number | undefined;
+    if (request) {
+      const at = payloadAt + this.u16(msg + m.at);
+      method = methodOf(buf, at, at + this.u16(msg + m.method_len));
+      const t = payloadAt + this.u16(msg + m.target_at);
+      const tlen = this.u16(msg + m.target_len);
+      const plen = this.u16(msg + m.path_len);
+      target = latin1(buf, t, t + tlen);
+      path = plen === tlen ? target : target.slice(0, plen);
+    } else {
+      status = this.u16(msg + m.status);
+    }
+    let headers: Map<string, string> | undefined;
+    if (request) {
+      const names = L.appHeaders;
+      for (let k = 0; k < names.length; k++) {
+        const off = this.u16(msg + m.app + 4 * k);
+        if (off === L.absent) continue;
+        const at = payloadAt + off;
+        (headers ??= new Map()).set(names[k], latin1(buf, at, at + this.u16(msg + m.app + 4 * k + 2)));
+      }
+    }
+    return {
+      kind: request ? "request" : "response",
+      version: (flags & L.flagBits.V11) !== 0 ? "1.1" : "1.0",
+      method, target, path, status,
+      headers: headers ?? NO_HEADERS,
+      headComplete: complete,
+      headBytes: complete ? this.u16(msg + m.head_bytes) : undefined,
+    };
+  }
+}
