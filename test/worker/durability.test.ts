@@ -69,9 +69,13 @@ it("a log an earlier version wrote (JSON arrays, bodies as they came, in any sha
     });
   }
   await abortAllDurableObjects(); // the shards start again, from those logs
-  await settle();
-  const root = await (await get("/api/spans/a100000000000001")).json();
-  const trace = await (await get(`/api/traces/${root.trace_id}`)).json();
+  // The replayed shards exchange messages before the trace is decided: a few rounds on a busy machine.
+  let trace: { spans: ESpan[] } = { spans: [] };
+  for (let round = 0; round < 20 && trace.spans.length < chain.length; round++) {
+    await settle(round === 0 ? 1300 : 300);
+    const root = await get("/api/spans/a100000000000001");
+    if (root.ok) trace = await (await get(`/api/traces/${(await root.json()).trace_id}`)).json();
+  }
   expect(trace.spans.map((s: ESpan) => s.span_id).sort()).toEqual(chain.map((s) => s.span_id).sort());
   const stored = trace.spans.find((s: ESpan) => s.span_id === chain[2].span_id);
   expect({ ...stored, trace_id: undefined, parent_id: undefined }).toEqual({ ...chain[2], trace_id: undefined, parent_id: undefined });
