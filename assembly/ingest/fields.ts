@@ -52,6 +52,9 @@ const KINDS = memory.data<u8>([
 const NAME_BYTES = memory.data(512); // the names take 258
 const NAME_AT = memory.data(FIELD_COUNT * 2);
 const NAME_LEN = memory.data(FIELD_COUNT);
+/** Per field its key as JSON writes it, `"name":`, at KEY_AT + 24·f (8 bytes of zeros after: word compares). */
+const KEY_STRIDE: usize = 24;
+const KEY_AT = memory.data(FIELD_COUNT * <i32>KEY_STRIDE + 8);
 /** Open-addressed hash of names → field + 1 (0: empty). */
 const HASH_SLOTS: u32 = 128;
 const HASH = memory.data(HASH_SLOTS);
@@ -89,10 +92,33 @@ export function fieldsInit(): void {
     }
   }
   for (let g = 0; g < FIELD_COUNT; g++) {
+    const key = KEY_AT + <usize>g * KEY_STRIDE;
+    store<u8>(key, 0x22);
+    memory.copy(key + 1, nameAt(g), nameLen(g));
+    store<u16>(key + 1 + nameLen(g), 0x3a22); // ":
     let h = hashOf(nameAt(g), nameLen(g));
     while (load<u8>(HASH + <usize>h) != 0) h = (h + 1) & (HASH_SLOTS - 1);
     store<u8>(HASH + <usize>h, <u8>(g + 1));
   }
+}
+
+/**
+ * Whether the input at `at` begins with field `f`'s key as JSON writes it, `"name":` (then
+ * `at + keyLength(f)` is its value). Reads up to 7 bytes past the key: the input has slack.
+ */
+@inline export function keyAt(at: usize, f: i32): bool {
+  const key = KEY_AT + <usize>f * KEY_STRIDE;
+  const len = <usize>nameLen(f) + 3;
+  let i: usize = 0;
+  for (; i + 8 <= len; i += 8) if (load<u64>(at + i) != load<u64>(key + i)) return false;
+  const rest = len - i;
+  if (rest == 0) return true;
+  const mask: u64 = (<u64>1 << (<u64>rest << 3)) - 1;
+  return ((load<u64>(at + i) ^ load<u64>(key + i)) & mask) == 0;
+}
+
+@inline export function keyLength(f: i32): usize {
+  return <usize>nameLen(f) + 3;
 }
 
 /** The field whose name is the `len` bytes at `at`, or -1. */

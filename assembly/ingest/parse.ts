@@ -16,7 +16,7 @@
 import * as L from "../layout";
 import {
   F_APP_PARENT_ID, F_APP_SAMPLED, F_APP_TRACE_ID, F_KIND, F_REQ_SEQ, F_RESP_SEQ, F_SPAN_ID, F_START_NS, F_THREAD_TRACE_ID,
-  FIELD_COUNT, fieldKind, fieldOf, K_ATTRS, K_BOOL, K_CODE, K_HEX16, K_HEX16_NZ, K_HEX32_NZ, K_KIND, K_NONEMPTY, K_PORT,
+  FIELD_COUNT, fieldKind, fieldOf, keyAt, keyLength, K_ATTRS, K_BOOL, K_CODE, K_HEX16, K_HEX16_NZ, K_HEX32_NZ, K_KIND, K_NONEMPTY, K_PORT,
   K_START, K_STATUS, K_STR, K_U32, K_U53, REQUIRED_MASK,
 } from "./fields";
 import { boundsBase, ensureSpans, inBase, outBase, recBase } from "./scratch";
@@ -91,6 +91,13 @@ let strEscaped = false;
 let seen: u32 = 0;
 let flags: u32 = 0;
 let rec: usize = 0;
+/**
+ * Keys in the order the last spans had them: for the field read last (+ 1; 0 at a span's
+ * start), the field that came next (+ 1; 0 unknown). An agent writes its fields in one order,
+ * so a key is first compared with the one predicted, as bytes, before it is scanned and looked up.
+ */
+const NEXT_FIELD = memory.data(FIELD_COUNT + 1);
+let prevField: i32 = 0;
 /** The low half of the last 32-digit hex string. */
 let hexLo: u64 = 0;
 
@@ -107,6 +114,7 @@ export function parse(len: usize, format: i32, mode: i32, refBase: u32, arrivalM
   packedIn = format == FORMAT_PACKED;
   wsMode = packedIn ? 0 : format == FORMAT_NDJSON ? 1 : 2;
   spans = 0;
+  hexBad = false;
   firstRef = refBase;
   arrival = arrivalMs;
   let ok: bool;
@@ -218,8 +226,9 @@ function span(): bool {
   ensureSpans(spans + 1, L.IN_SIZE);
   const start = o;
   rec = recBase + <usize>spans * L.IN_SIZE;
-  memory.fill(rec, 0, L.IN_SIZE);
+  for (let i: usize = 0; i < <usize>L.IN_SIZE; i += 8) store<u64>(rec + i, 0);
   seen = 0;
+  prevField = 0;
   flags = 0;
   put(OPEN_OBJ);
   p++;
@@ -244,9 +253,14 @@ function members(): bool {
     if (p >= end) return fail(NOT_JSON);
     const c = <u32>load<u8>(p);
     let f: i32 = -1;
+    const guess = <i32>load<u8>(NEXT_FIELD + <usize>prevField) - 1;
     if (packedIn && c >= 1 && c <= <u32>FIELD_COUNT) {
       f = <i32>c - 1;
       p++;
+    } else if (guess >= 0 && keyAt(p, guess)) {
+      f = guess;
+      p += keyLength(guess);
+      skipWs();
     } else if (c == QUOTE) {
       const keyAt = p;
       if (!scanString(false)) return false;
@@ -268,6 +282,8 @@ function members(): bool {
       const bit: u32 = 1 << <u32>f;
       if (seen & bit) return fail(SHAPE); // JSON.parse keeps the last: the full parser
       seen |= bit;
+      store<u8>(NEXT_FIELD + <usize>prevField, <u8>(f + 1));
+      prevField = f + 1;
       put(<u32>f + 1);
       if (!fieldValue(f)) return false;
     } else {
@@ -512,24 +528,27 @@ function number(): bool {
  */
 function integer(maxDigits: u32, max: i64): i64 {
   const start = p;
+  const e = end;
+  let q = start;
   let v: i64 = 0;
-  while (p < end) {
-    const d = <u32>load<u8>(p) - 0x30;
+  while (q < e) {
+    const d = <u32>load<u8>(q) - 0x30;
     if (d >= 10) break;
     v = v * 10 + <i64>d;
-    p++;
-    if (p - start > maxDigits) {
-      fail(INVALID);
-      return -1;
-    }
+    q++;
   }
-  const digits = p - start;
-  if (digits == 0 || (digits > 1 && load<u8>(start) == 0x30)) {
-    fail(p < end && isNumberStart(load<u8>(p)) ? NORMALISED : INVALID);
+  p = q;
+  const digits = <u32>(q - start);
+  if (digits > maxDigits) {
+    fail(INVALID);
     return -1;
   }
-  if (p < end) {
-    const c = <u32>load<u8>(p) | 0x20;
+  if (digits == 0 || (digits > 1 && load<u8>(start) == 0x30)) {
+    fail(q < e && isNumberStart(load<u8>(q)) ? NORMALISED : INVALID);
+    return -1;
+  }
+  if (q < e) {
+    const c = <u32>load<u8>(q) | 0x20;
     if (c == 0x2e || c == 0x65) {
       fail(NORMALISED);
       return -1;
@@ -575,27 +594,51 @@ function hexString(n: u32): u64 {
     fail(INVALID);
     return 0;
   }
-  let hi: u64 = 0;
-  let lo: u64 = 0;
-  for (let i: u32 = 0; i < n; i++) {
-    const c = <u32>load<u8>(p + 1 + i);
-    let d: u32 = c - 0x30;
-    if (d >= 10) {
-      d = c - 0x61 + 10;
-      if (d - 10 >= 6) {
-        // Upper-case hex is valid for ids but span_id (the validator lower-cases them): the full parser.
-        fail(c - 0x41 < 6 ? NORMALISED : INVALID);
-        return 0;
-      }
-    }
-    if (i < 16) hi = (hi << 4) | <u64>d;
-    else lo = (lo << 4) | <u64>d;
+  const hi = hex16At(p + 1);
+  const lo = n == 32 ? hex16At(p + 17) : 0;
+  if (hexBad) {
+    // Upper-case hex is valid for ids but span_id (the validator lower-cases them): the full parser.
+    let upper = false;
+    for (let i: u32 = 0; i < n; i++) if (<u32>load<u8>(p + 1 + i) - 0x41 < 6) upper = true;
+    fail(upper ? NORMALISED : INVALID);
+    return 0;
   }
   copy(p, n + 2);
   p += n + 2;
   hexLo = lo;
   return hi;
 }
+
+/** Set by hex16At when a byte was not a lower-case hex digit. */
+let hexBad = false;
+
+/**
+ * Sixteen lower-case hex digits at `at` as a number: checked all at once (SIMD), digits made
+ * from bytes ('0'-'9': low nibble; 'a'-'f': low nibble + 9), then packed pairwise (SWAR).
+ */
+@inline function hex16At(at: usize): u64 {
+  const v = v128.load(at);
+  const digit = v128.and(i8x16.ge_u(v, ZEROS_ASCII), i8x16.le_u(v, NINES_ASCII));
+  const letter = v128.and(i8x16.ge_u(v, A_ASCII), i8x16.le_u(v, F_ASCII));
+  hexBad = hexBad || !i8x16.all_true(v128.or(digit, letter));
+  const d = i8x16.add(v128.and(v, LOW_NIBBLES), v128.and(letter, NINES));
+  return (pack8(i64x2.extract_lane(d, 0)) << 32) | pack8(i64x2.extract_lane(d, 1));
+}
+
+/** Eight bytes of nibbles (the first byte the most significant digit) as a 32-bit number. */
+@inline function pack8(w: i64): u64 {
+  let t = <u64>w;
+  t = ((t << 4) | (t >> 8)) & 0x00ff00ff00ff00ff;
+  t = ((t << 8) | (t >> 16)) & 0x0000ffff0000ffff;
+  return ((t << 16) | (t >> 32)) & 0xffffffff;
+}
+
+const ZEROS_ASCII = i8x16.splat(0x30);
+const NINES_ASCII = i8x16.splat(0x39);
+const A_ASCII = i8x16.splat(0x61);
+const F_ASCII = i8x16.splat(0x66);
+const LOW_NIBBLES = i8x16.splat(0x0f);
+const NINES = i8x16.splat(9);
 
 // ---- strings ----
 

@@ -13,8 +13,8 @@ let spanCap: u32 = 0;
 export let textBase: usize = 0;
 let textCap: usize = 0;
 
-/** Bytes past the end of input and output a parse may read or write (word-sized copies). */
-export const SLACK: usize = 16;
+/** Bytes past the end of input and output a parse may read or write (word-sized copies and key compares). */
+export const SLACK: usize = 32;
 
 /** Room for `len` bytes of input and (packing never grows a span) as many of output. */
 export function ensureInput(len: usize): void {
