@@ -169,6 +169,10 @@ export interface Layout {
 export function open(options?: OpenOptions): Capture;
 /** The record layout; needs no kernel access. */
 export function layout(): Layout;
+/** glibc keeps freed memory for the process's next allocations instead of returning it to the
+ * kernel (page faults are costly on VMs: src/addon.cc says how much). Process-wide; the agent
+ * calls it once. False if glibc refused a setting. */
+export function tuneMalloc(): boolean;
 /** The HTTP scan the drain writes after a record with this payload (an empty Buffer when the
  * payload starts with no HTTP/1.x message); for tests. Needs no kernel access. */
 export function scanHttp(payload: Buffer): Buffer;

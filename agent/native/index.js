@@ -35,6 +35,10 @@ export function layout() {
   return load().layout();
 }
 
+export function tuneMalloc() {
+  return load().tuneMalloc();
+}
+
 export function scanHttp(payload) {
   return load().scanHttp(payload);
 }
