@@ -5,7 +5,7 @@ import type { CaptureRecord } from "../record.ts";
 import type { ProcessEntry } from "../process/directory.ts";
 import { Conn, type ConnEvents } from "./conn.ts";
 import type { Exchange, ExchangeSink } from "./exchange.ts";
-import { buildSpan } from "./span.ts";
+import { buildSpan, type SpanContext } from "./span.ts";
 
 export interface AssemblerOptions {
   host: string;
@@ -51,6 +51,8 @@ export class Assembler {
   private readonly connIdleNs: bigint;
   private readonly maxConns: number;
   private flushingIdle = false;
+  /** Reused for every span (buildSpan reads it and keeps nothing of it). */
+  private readonly spanContext: SpanContext;
 
   constructor(
     private readonly next: ExchangeSink,
@@ -59,6 +61,7 @@ export class Assembler {
     this.idleFlushNs = opts.idleFlushNs ?? 5_000_000_000n;
     this.connIdleNs = opts.connIdleNs ?? 600_000_000_000n;
     this.maxConns = opts.maxConns ?? 65_536;
+    this.spanContext = { host: opts.host, processName: "", service: "", toUnixNs: opts.toUnixNs };
     this.events = {
       requestStarted: (x) => {
         x.proc = opts.processes.lookup(x.pid, x.comm);
@@ -179,12 +182,9 @@ export class Assembler {
       return;
     }
     this.stats.spans++;
-    const span = buildSpan(x, {
-      host: this.opts.host,
-      processName: proc.processName,
-      service: proc.service,
-      toUnixNs: this.opts.toUnixNs,
-    });
-    this.next.ended(x, span);
+    const ctx = this.spanContext;
+    ctx.processName = proc.processName;
+    ctx.service = proc.service;
+    this.next.ended(x, buildSpan(x, ctx));
   }
 }

@@ -21,6 +21,10 @@ export class HttpScanView {
   private readonly L: ScanLayout;
   private readonly le: boolean;
   private readonly m: ScanLayout["msg"];
+  /** Results are reused from call to call (less to allocate per span: conn.ts says how much):
+   * the caller reads them at once, as it reads the record. */
+  private readonly out: ParsedMessage[] = [];
+  private readonly result: { messages: ParsedMessage[]; nextOffset?: number } = { messages: this.out, nextOffset: undefined };
 
   constructor(layout: Layout) {
     this.L = layout.scan;
@@ -36,12 +40,14 @@ export class HttpScanView {
     this.payloadAt = payloadAt;
   }
 
-  /** parseRequests(payload), or undefined when JS must parse the payload itself. */
+  /** parseRequests(payload), or undefined when JS must parse the payload itself. The array is
+   * reused by the next call. */
   requests(): ParsedMessage[] | undefined {
     const { L, buf } = this;
     if (buf[this.at + L.kind] !== L.kinds.REQUESTS || (buf[this.at + L.flags] & L.flagBits.JS) !== 0) return undefined;
     const n = this.dv.getUint16(this.at + L.count, this.le);
-    const out: ParsedMessage[] = [];
+    const out = this.out;
+    out.length = 0;
     for (let i = 0; i < n; i++) {
       const at = this.at + L.msgs + i * L.msgSize;
       out.push({ offset: this.u16(at + this.m.at), head: this.head(at, true), bytes: this.bytes(at) });
@@ -52,14 +58,17 @@ export class HttpScanView {
   /**
    * parseResponses(payload, methods), or undefined when JS must parse the payload itself. The
    * scan lists every head in order; an interim 1xx is paired with the final response after it
-   * here, as parseResponses does.
+   * here, as parseResponses does. The result is reused by the next call.
    */
   responses(methods: readonly (string | undefined)[]): { messages: ParsedMessage[]; nextOffset?: number } | undefined {
     const { L, buf } = this;
     if (buf[this.at + L.kind] !== L.kinds.RESPONSES || (buf[this.at + L.flags] & L.flagBits.JS) !== 0) return undefined;
     for (const m of methods) if (m === "HEAD" || m === "CONNECT") return undefined;
     const n = this.dv.getUint16(this.at + L.count, this.le);
-    const messages: ParsedMessage[] = [];
+    const messages = this.out;
+    messages.length = 0;
+    const result = this.result;
+    result.nextOffset = undefined;
     let interimAt: number | undefined;
     let interimHead: HttpHead | undefined;
     for (let i = 0; i < n; i++) {
@@ -78,14 +87,14 @@ export class HttpScanView {
       messages.push({ offset: start, head, bytes: bytes === undefined ? undefined : offset + bytes - start });
       interimAt = undefined;
       interimHead = undefined;
-      if (bytes === undefined) return { messages };
+      if (bytes === undefined) return result;
     }
     if (interimAt !== undefined) {
       messages.push({ offset: interimAt, head: interimHead! }); // a 1xx whose final response was not captured
-      return { messages };
+      return result;
     }
-    if ((buf[this.at + L.flags] & L.flagBits.ENDED) === 0) return { messages };
-    return { messages, nextOffset: this.dv.getUint32(this.at + L.endAt, this.le) };
+    if ((buf[this.at + L.flags] & L.flagBits.ENDED) !== 0) result.nextOffset = this.dv.getUint32(this.at + L.endAt, this.le);
+    return result;
   }
 
   private u16(at: number): number {

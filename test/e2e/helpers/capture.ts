@@ -32,7 +32,10 @@ export function startCapture(options: OpenOptions = {}): Session {
     // The same frames again, in place, as the agent reads them: the scans.
     decoder.forEachRecord(arena, used, (r) => {
       const own = owned[i++];
-      if (r.scan) scans.set(own, { requests: r.scan.requests(), responses: r.scan.responses([]) });
+      if (!r.scan) return;
+      const requests = r.scan.requests()?.slice(); // the view reuses its results
+      const responses = r.scan.responses([]);
+      scans.set(own, { requests, responses: responses && { messages: responses.messages.slice(), nextOffset: responses.nextOffset } });
     });
     for (const r of owned) records.push(r);
   }, 5);
