@@ -38,24 +38,23 @@ describe("tp_btf and fd_lookup on the same traffic", () => {
       fd.cap.addPid(curl.pid);
       await finishCurl(curl, run.urls.length);
     }
+    /** A Python client from helpers/, traced by both sessions from its first syscall. */
+    const runTraced = async (script: string, args: string[]) => {
+      const g = spawnGated("python3", [helperPath(script), ...args]);
+      pids.push(g.pid);
+      btf.cap.addPid(g.pid);
+      fd.cap.addPid(g.pid);
+      g.release();
+      return { pid: g.pid, out: await g.exited };
+    };
     // sendmsg/recvmsg, then writev/readv: the payload is the first iovec's.
-    const iov = spawnGated("python3", [helperPath("iov_client.py"), "127.0.0.1", String(keepAlive.port)]);
+    const iov = await runTraced("iov_client.py", ["127.0.0.1", String(keepAlive.port)]);
     iovPid = iov.pid;
-    pids.push(iov.pid);
-    btf.cap.addPid(iov.pid);
-    fd.cap.addPid(iov.pid);
-    iov.release();
-    const iovOut = await iov.exited;
-    if (iovOut.stdout !== "HTTP/1.1 200 OK\nHTTP/1.1 200 OK\n") throw new Error(`iov_client: ${iovOut.stdout} ${iovOut.stderr}`);
+    if (iov.out.stdout !== "HTTP/1.1 200 OK\nHTTP/1.1 200 OK\n") throw new Error(`iov_client: ${iov.out.stdout} ${iov.out.stderr}`);
     // One late, whole read (after a MSG_PEEK): it consumes the FIN with the response.
-    const slow = spawnGated("python3", [helperPath("slow_client.py"), "127.0.0.1", String(http10.port), "/a.txt", "300"]);
+    const slow = await runTraced("slow_client.py", ["127.0.0.1", String(http10.port), "/a.txt", "300"]);
     slowPid = slow.pid;
-    pids.push(slow.pid);
-    btf.cap.addPid(slow.pid);
-    fd.cap.addPid(slow.pid);
-    slow.release();
-    const out = await slow.exited;
-    if (!out.stdout.startsWith("HTTP/1.0 200")) throw new Error(`slow_client: ${out.stdout} ${out.stderr}`);
+    if (!slow.out.stdout.startsWith("HTTP/1.0 200")) throw new Error(`slow_client: ${slow.out.stdout} ${slow.out.stderr}`);
     const expected = 4 * 3 + 4 + 4 + 4 * 2 + 4; // data records over both sides
     const enough = (rs: CaptureRecord[]) => rs.filter((r) => r.kind === "data" && pids.includes(r.pid)).length >= expected;
     await btf.waitFor(enough);

@@ -3,8 +3,9 @@
  * HTTP/1.x heads found in a record's payload, in C, while the ring buffer is drained: the
  * agent's JS reads numbers and offsets (agent/src/assemble/http1-scan.ts) instead of walking the
  * bytes. It is agent/src/assemble/http1.ts's parseRequests / parseResponses restated: same
- * messages, same lengths, same header values; a test checks the two on generated messages
- * (test/e2e/capture-scan.test.ts). Anything outside the common case (a request line cut by the
+ * messages, same lengths, same header values; tests check the two on generated messages
+ * (test/unit/agent/http1-scan.test.ts) and on the kernel's records
+ * (test/e2e/capture-keepalive.test.ts). Anything outside the common case (a request line cut by the
  * capture, a folded or repeated header the agent reads, a non-origin-form target, more than
  * ESPAN_SCAN_MAX messages) sets ESPAN_SCAN_JS: JS parses that payload itself.
  *
