@@ -19,6 +19,7 @@ import { parseBatch, readBodyBytes, spansOfText, utf8, type BatchBytes } from ".
 import { checkRecords, encodeForParse, SpanParser, type BatchFormat, type DeclineReason } from "../ingest/span-parser.ts";
 import { STORE_COLUMNS, type StoreRows } from "../store/trace-store.ts";
 import { LinkerEngine, type RawResult } from "./engine.ts";
+import { ExportQueues } from "./export-queues.ts";
 import { shardOfTrace } from "./ids.ts";
 import { PeerOutbox } from "./peer-outbox.ts";
 import { batchFormat, isBatch, LOG_BATCH, LOG_BATCH_NDJSON, LOG_BATCH_PACKED, MAX_ROW_BYTES, ShardLog, type LogRow } from "./shard-log.ts";
@@ -56,6 +57,8 @@ interface ExportItem {
   batch: HeldBatch;
   index: number;
   result: RawResult;
+  /** The trace store shard of its trace. */
+  store: number;
   /** The span's own JSON (as held), and the span parsed from it, when its export step takes it. */
   json?: string;
   span?: ESpan;
@@ -91,7 +94,7 @@ export class LinkerShard extends DurableObject<Env> {
   private readonly exporter?: OtlpExporter;
   private engine?: LinkerEngine;
   private shard = -1;
-  private exportQueue: ExportItem[] = [];
+  private readonly exportQueue: ExportQueues<ExportItem>;
   /** Export steps under way, and their spans. */
   private exportSteps = 0;
   private exportingSpans = 0;
@@ -108,6 +111,7 @@ export class LinkerShard extends DurableObject<Env> {
     super(ctx, env);
     this.cfg = loadConfig(env);
     this.log = new ShardLog(ctx.storage.sql);
+    this.exportQueue = new ExportQueues(this.cfg.storeShards);
     this.outbox = new PeerOutbox((dest, messages) => this.peer(dest).accept(dest, this.shard, messages));
     if (this.cfg.otlpEndpoint) this.exporter = new OtlpExporter(this.cfg.otlpEndpoint, this.cfg.otlpProtocol, this.cfg.otlpHeaders);
     const known = this.log.getMeta("shard");
@@ -337,12 +341,22 @@ export class LinkerShard extends DurableObject<Env> {
 
   /** Decided spans to the export queue (or done, when sampled out); messages to the peers. */
   private handleOutput(): void {
+    // Spans of a trace come together: its store shard (a BigInt hash) is worked out once per run.
+    let lastTrace = "";
+    let store = 0;
     for (const r of this.engine!.drain(true)) {
       const found = this.bodies.find(r.ref);
       if (!found || this.bodies.isDone(found.batch, found.index)) continue; // done before a restart
       this.counters.linked++;
-      if (r.sampled) this.exportQueue.push({ batch: found.batch, index: found.index, result: r, stored: false });
-      else this.bodies.markDone(found.batch, found.index);
+      if (!r.sampled) {
+        this.bodies.markDone(found.batch, found.index);
+        continue;
+      }
+      if (r.traceId !== lastTrace) {
+        lastTrace = r.traceId;
+        store = shardOfTrace(r.traceId, this.cfg.storeShards);
+      }
+      this.exportQueue.push({ batch: found.batch, index: found.index, result: r, store, stored: false });
     }
     for (const [dest, messages] of this.engine!.drainMessages()) this.outbox.push(dest, messages);
   }
@@ -359,7 +373,7 @@ export class LinkerShard extends DurableObject<Env> {
    */
   private exportSoon(): void {
     if (this.exportQueue.length === 0 || this.exportSteps >= EXPORTS_IN_FLIGHT) return;
-    const full = this.exportQueue.length >= EXPORT_CHUNK;
+    const full = this.exportQueue.longest >= EXPORT_CHUNK;
     if (this.exportTimer !== undefined) {
       if (!full || this.exportTimerFull) return;
       clearTimeout(this.exportTimer);
@@ -402,11 +416,11 @@ export class LinkerShard extends DurableObject<Env> {
    */
   private exportNow(all = false): void {
     while (this.exportSteps < EXPORTS_IN_FLIGHT && this.exportQueue.length > 0 && Date.now() >= this.exportRetryAt) {
-      if (!all && this.exportQueue.length < EXPORT_CHUNK) {
+      if (!all && this.exportQueue.longest < EXPORT_CHUNK) {
         this.exportSoon();
         return;
       }
-      const items = this.exportQueue.splice(0, EXPORT_CHUNK);
+      const items = this.exportQueue.take(EXPORT_CHUNK);
       this.exportSteps++;
       this.exportingSpans += items.length;
       void this.exportStep(items).finally(() => {
@@ -435,7 +449,7 @@ export class LinkerShard extends DurableObject<Env> {
           this.counters.exportFailures++;
           this.exportRetryAt = Date.now() + outcome.afterMs;
           console.warn(`shard ${this.shard}: export of ${items.length} spans failed, retrying in ${Math.round(outcome.afterMs)} ms: ${outcome.reason}`);
-          this.exportQueue.unshift(...items);
+          this.exportQueue.putBack(items);
           return;
         }
         if (outcome.kind === "permanent") {
@@ -453,31 +467,20 @@ export class LinkerShard extends DurableObject<Env> {
       this.counters.exportFailures++;
       this.exportRetryAt = Date.now() + 1000;
       console.error(`shard ${this.shard}: export failed: ${(e as Error).message}`);
-      this.exportQueue.unshift(...items);
+      this.exportQueue.putBack(items);
     }
   }
 
-  /** Spans to their trace store shards: one write per store shard, the spans as flat rows (STORE_COLUMNS). */
+  /** A step's spans (all of one trace store shard: ExportQueues) to their store, as flat rows (STORE_COLUMNS). */
   private async storeSpans(items: ExportItem[]): Promise<void> {
     if (items.length === 0) return;
-    const parts = new Map<number, StoreRows>();
-    let lastTrace = "";
-    let rows: StoreRows = [];
+    const rows: StoreRows = [];
     for (const it of items) {
       const span = it.span!;
-      const { traceId, parentId } = it.result;
-      // Spans of a trace come together: its store shard (a BigInt hash) is worked out once per run.
-      if (traceId !== lastTrace) {
-        lastTrace = traceId;
-        const i = shardOfTrace(traceId, this.cfg.storeShards);
-        let p = parts.get(i);
-        if (!p) parts.set(i, (p = []));
-        rows = p;
-      }
-      rows.push(traceId, it.result.spanId, parentId, span.service, startMs(span.start_ns), span.operation ?? "", linkedJson(span, it.result, it.json));
+      rows.push(it.result.traceId, it.result.spanId, it.result.parentId, span.service, startMs(span.start_ns), span.operation ?? "", linkedJson(span, it.result, it.json));
     }
     void STORE_COLUMNS; // the order pushed above
-    await Promise.all([...parts].map(([i, p]) => this.env.TRACE_STORE.get(this.env.TRACE_STORE.idFromName(storeName(i))).putSpans(p)));
+    await this.env.TRACE_STORE.get(this.env.TRACE_STORE.idFromName(storeName(items[0].store))).putSpans(rows);
   }
 
   /**
