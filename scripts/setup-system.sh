@@ -31,6 +31,8 @@ declare -A PROBE=(
   [nginx-light]="cmd:nginx"
   [iptables]="cmd:iptables"
   [wrk]="cmd:wrk"
+  # libFuzzer and the sanitizer runtimes for scripts/fuzz-http1.sh (test/e2e/native-fuzz.test.ts)
+  [libclang-rt-dev]="glob:/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a"
 )
 
 present() {
@@ -38,6 +40,7 @@ present() {
   case "$kind" in
     cmd) command -v "$what" >/dev/null 2>&1 || [ -x "/usr/sbin/$what" ] || [ -x "/sbin/$what" ] ;;
     file) [ -e "$what" ] ;;
+    glob) compgen -G "$what" >/dev/null ;;
   esac
 }
 
