@@ -24,6 +24,7 @@
 // says espan.resp_seq = "unresolved" (it cannot link falsely: its req_seq is exact). Requests
 // past the captured bytes are not seen. All requests of one message share its start time, all
 // responses of one message its end time.
+import { clear } from "./clear.ts";
 import { extractAppContext } from "../app-context.ts";
 import type { CaptureRecord, Direction } from "../record.ts";
 import { newExchange, type Exchange } from "./exchange.ts";
@@ -108,7 +109,7 @@ export class Conn {
       x.respEndUnknown = true;
       this.events.finished(x);
     }
-    this.responding.length = 0;
+    clear(this.responding);
   }
 
   /** Ends everything (connection evicted from the table or agent stopping). */
@@ -123,8 +124,8 @@ export class Conn {
 
   private abandonAll(): void {
     for (const x of this.awaiting) this.events.abandoned(x);
-    this.awaiting.length = 0;
-    this.requestMsg.length = 0;
+    clear(this.awaiting);
+    clear(this.requestMsg);
   }
 
   private onRequestMessage(r: CaptureRecord): void {
@@ -132,7 +133,7 @@ export class Conn {
     // after "100 Continue". The exchange waits for its final response again.
     const interim = this.responding.length === 1 && this.responding[0].interim ? this.responding[0] : undefined;
     if (interim && r.payload.length > 0 && !looksLikeRequest(r.payload)) {
-      this.responding.length = 0;
+      clear(this.responding);
       interim.interim = false;
       this.awaiting.unshift(interim);
       return;
@@ -143,7 +144,7 @@ export class Conn {
     // The addon's scan when it has one (http1-scan.ts), else the bytes parsed here.
     const parsed = r.scan?.requests() ?? (r.payload.length > 0 ? parseRequests(r.payload) : NO_MESSAGES);
     const started = this.requestMsg;
-    started.length = 0;
+    clear(started);
     if (parsed.length === 0) started.push(newExchange(r, kind, "tcp", 0));
     for (const p of parsed) {
       const x = newExchange(r, kind, "http", p.offset);
@@ -171,7 +172,7 @@ export class Conn {
     let nextOffset: number | undefined;
     if (answered[0].l7 === "http" && (r.scan !== undefined || r.payload.length > 0)) {
       const methods = this.methods;
-      methods.length = 0;
+      clear(methods);
       for (const x of answered) methods.push(x.request?.method);
       ({ messages, nextOffset } = r.scan?.responses(methods) ?? parseResponses(r.payload, methods));
     }
@@ -216,7 +217,7 @@ export class Conn {
         this.responding.push(x);
       }
     }
-    answered.length = 0;
+    clear(answered);
   }
 
   /** The request message ended with `bytes` in all: each request gets its share. */
@@ -229,7 +230,7 @@ export class Conn {
       if (x.reqLength !== undefined && i < n - 1) x.reqBytes = x.reqLength;
       else if (i === n - 1 && bytes > 0) x.reqBytes = Math.max(0, bytes - x.reqOffset);
     }
-    msg.length = 0;
+    clear(msg);
   }
 
   /** The response message ended (record `r` says when, and its bytes in all: prev_*): its
@@ -249,6 +250,6 @@ export class Conn {
       else if (i === n - 1 && bytes > 0) x.respBytes = Math.max(0, bytes - x.respOffset!);
       this.events.finished(x);
     }
-    done.length = 0;
+    clear(done);
   }
 }

@@ -6,6 +6,7 @@
 // the payload itself (ESPAN_SCAN_JS), and answers to HEAD or CONNECT (framed by the method the
 // scan does not know) are parsed in JS too. A head read from the scan keeps in `headers` only
 // the app-context headers (app-context.ts): its framing is the scan's.
+import { clear } from "./clear.ts";
 import type { Layout } from "../../native/index.js";
 import { latin1, methodOf, NO_HEADERS, type HttpHead, type ParsedMessage } from "./http1.ts";
 
@@ -47,7 +48,7 @@ export class HttpScanView {
     if (buf[this.at + L.kind] !== L.kinds.REQUESTS || (buf[this.at + L.flags] & L.flagBits.JS) !== 0) return undefined;
     const n = this.dv.getUint16(this.at + L.count, this.le);
     const out = this.out;
-    out.length = 0;
+    clear(out);
     for (let i = 0; i < n; i++) {
       const at = this.at + L.msgs + i * L.msgSize;
       out.push({ offset: this.u16(at + this.m.at), head: this.head(at, true), bytes: this.bytes(at) });
@@ -66,7 +67,7 @@ export class HttpScanView {
     for (const m of methods) if (m === "HEAD" || m === "CONNECT") return undefined;
     const n = this.dv.getUint16(this.at + L.count, this.le);
     const messages = this.out;
-    messages.length = 0;
+    clear(messages);
     const result = this.result;
     result.nextOffset = undefined;
     let interimAt: number | undefined;
