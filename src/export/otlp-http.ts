@@ -5,6 +5,7 @@
  * otlphttpexporter). The caller keeps spans until an outcome says they are done.
  */
 import { CONTENT_TYPE, encodeExportSpans, type ExportSpan, type OtlpProtocol } from "./otlp-encode.ts";
+import { OtlpProtoEncoder } from "./otlp-proto.ts";
 import { ResourceCache } from "./otlp-span.ts";
 
 export type ExportOutcome =
@@ -19,8 +20,10 @@ const MAX_BACKOFF_MS = 60_000;
 
 export class OtlpExporter {
   private failures = 0;
-  /** OTel resources by process, kept across requests. */
+  /** OTel resources by process, kept across requests (JSON). */
   private readonly resources = new ResourceCache();
+  /** Protobuf: the one-pass encoder (the official serializer's bytes), its buffer and resources kept. */
+  private readonly proto = new OtlpProtoEncoder();
 
   constructor(
     readonly endpoint: string,
@@ -35,7 +38,7 @@ export class OtlpExporter {
       res = await this.fetcher(this.endpoint, {
         method: "POST",
         headers: { ...this.headers, "content-type": CONTENT_TYPE[this.protocol] },
-        body: encodeExportSpans(spans, this.protocol, this.resources),
+        body: this.protocol === "http/protobuf" ? this.proto.encode(spans) : encodeExportSpans(spans, this.protocol, this.resources),
         signal: AbortSignal.timeout(TIMEOUT_MS),
       });
     } catch (e) {

@@ -107,7 +107,7 @@ export function spanAttributes(s: ESpan): Attributes {
 }
 
 /** SERVER 5xx and CLIENT 4xx/5xx are errors (OTel HTTP conventions), as is status "error". */
-function statusCode(s: ESpan): number {
+export function statusCode(s: ESpan): number {
   if (s.status === "error") return STATUS_ERROR;
   const code = s.http_status_code;
   if (code !== undefined && (code >= 500 || (s.kind === "exit" && code >= 400))) return STATUS_ERROR;
