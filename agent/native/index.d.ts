@@ -173,6 +173,10 @@ export function layout(): Layout;
  * kernel (page faults are costly on VMs: src/addon.cc says how much). Process-wide; the agent
  * calls it once. False if glibc refused a setting. */
 export function tuneMalloc(): boolean;
+/** `data` gzipped (RFC 1952) by the system's libdeflate at this level (1 to 12; default 1), or
+ * null when the system has no libdeflate (use node:zlib then). Throws if the addon cannot
+ * load. */
+export function gzip(data: Uint8Array, level?: number): Buffer | null;
 /** The HTTP scan the drain writes after a record with this payload (an empty Buffer when the
  * payload starts with no HTTP/1.x message); for tests. Needs no kernel access. */
 export function scanHttp(payload: Buffer): Buffer;

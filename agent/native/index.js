@@ -39,6 +39,10 @@ export function tuneMalloc() {
   return load().tuneMalloc();
 }
 
+export function gzip(data, level = 1) {
+  return load().gzip(data, level);
+}
+
 export function scanHttp(payload) {
   return load().scanHttp(payload);
 }

@@ -20,12 +20,14 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <dlfcn.h>
 #include <malloc.h>
 
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <string>
+#include <vector>
 
 extern "C" {
 #include "record.h"
@@ -513,6 +515,73 @@ Napi::Value TuneMalloc(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), ok);
 }
 
+// gzip(data, level): data gzipped by libdeflate, when the system has it (Debian's libdeflate0,
+// which libtiff6 depends on; loaded at run time, so the addon builds and runs without it), or
+// null: the caller uses node:zlib then. The same format (RFC 1952), at about half the CPU of
+// zlib: a 2000-span batch of the agent's JSON at level 1 took 1.0 us a span against 1.9 with
+// Node's zlib (58 and 59 bytes a span). Gzipping was ~20% of the agent's CPU (perf, hello world).
+struct Libdeflate {
+  void* (*alloc)(int);
+  size_t (*compress)(void*, const void*, size_t, void*, size_t);
+  size_t (*bound)(void*, size_t);
+  void (*release)(void*);
+};
+
+const Libdeflate* LoadLibdeflate() {
+  static const Libdeflate* lib = [] () -> const Libdeflate* {
+    void* h = dlopen("libdeflate.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h) return nullptr;
+    static Libdeflate l;
+    l.alloc = reinterpret_cast<void* (*)(int)>(dlsym(h, "libdeflate_alloc_compressor"));
+    l.compress = reinterpret_cast<size_t (*)(void*, const void*, size_t, void*, size_t)>(
+        dlsym(h, "libdeflate_gzip_compress"));
+    l.bound = reinterpret_cast<size_t (*)(void*, size_t)>(dlsym(h, "libdeflate_gzip_compress_bound"));
+    l.release = reinterpret_cast<void (*)(void*)>(dlsym(h, "libdeflate_free_compressor"));
+    if (!l.alloc || !l.compress || !l.bound || !l.release) return nullptr;
+    return &l;
+  }();
+  return lib;
+}
+
+// One compressor and output area per thread (a worker loads the addon in its own thread), kept
+// from call to call.
+struct Deflater {
+  void* c = nullptr;
+  int level = -1;
+  std::vector<uint8_t> out;
+  ~Deflater() {
+    if (c) LoadLibdeflate()->release(c);
+  }
+};
+thread_local Deflater t_deflater;
+
+Napi::Value Gzip(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray())
+    throw Napi::TypeError::New(env, "gzip(data, level): data must be a Uint8Array");
+  auto data = info[0].As<Napi::TypedArray>();
+  if (data.TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "gzip(data, level): data must be a Uint8Array");
+  int level = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 1;
+  if (level < 0 || level > 12) throw Napi::RangeError::New(env, "gzip: level 0 to 12");
+  const Libdeflate* lib = LoadLibdeflate();
+  if (!lib) return env.Null();
+  Deflater& d = t_deflater;
+  if (d.level != level) {
+    if (d.c) lib->release(d.c);
+    d.c = lib->alloc(level);
+    d.level = d.c ? level : -1;
+    if (!d.c) throw Napi::Error::New(env, "gzip: libdeflate_alloc_compressor failed");
+  }
+  auto u8 = data.As<Napi::Uint8Array>();
+  size_t n = u8.ByteLength();
+  size_t bound = lib->bound(d.c, n);
+  if (d.out.size() < bound) d.out.resize(bound);
+  size_t m = lib->compress(d.c, u8.Data(), n, d.out.data(), d.out.size());
+  if (m == 0) throw Napi::Error::New(env, "gzip: libdeflate_gzip_compress found no room");
+  return Napi::Buffer<uint8_t>::Copy(env, d.out.data(), m);
+}
+
 // scanHttp(payload): what the drain writes after a record with this payload (tests check it
 // against the JS parser without a kernel in the loop). An empty Buffer when it is no HTTP/1.x.
 Napi::Value ScanHttp(const Napi::CallbackInfo& info) {
@@ -601,6 +670,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("layout", Napi::Function::New(env, Layout, "layout"));
   exports.Set("scanHttp", Napi::Function::New(env, ScanHttp, "scanHttp"));
   exports.Set("tuneMalloc", Napi::Function::New(env, TuneMalloc, "tuneMalloc"));
+  exports.Set("gzip", Napi::Function::New(env, Gzip, "gzip"));
   return exports;
 }
 

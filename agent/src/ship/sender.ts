@@ -12,19 +12,10 @@
 //   408, 429, 5xx, network  → retry with backoff, honouring Retry-After
 import http from "node:http";
 import https from "node:https";
-import { gzipSync } from "node:zlib";
 import type { JsonBatch } from "./json-batch.ts";
 import { parseRetryAfter } from "./retry.ts";
 
-/**
- * zlib level 1: batches of eSpans are repetitive JSON, and level 1 packs them to ~51 B a span
- * against ~46 B at the default level 6, for a quarter of the CPU (measured on 500-span
- * batches: 1.6 against 5.8 µs a span, as much as everything else the agent does per span).
- * Compressed on the event loop (gzipSync): ~0.3 ms a 500-span batch, and less CPU in all than
- * handing it to libuv's pool (measured ~0.6 against ~0.85 µs a span: the stream machinery and
- * the thread hand-off), which on a busy host runs on the same cores anyway.
- */
-export const GZIP_OPTIONS = { level: 1 } as const;
+export { GZIP_OPTIONS } from "./gzip.ts";
 
 export type SendResult =
   | { kind: "ok"; status: number }
@@ -54,7 +45,7 @@ export function createSender(opts: SenderOptions): Sender {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   return {
     async send(batch, signal) {
-      const body = gzipSync(batch.body, GZIP_OPTIONS);
+      const body = batch.gzipped();
       const headers: Record<string, string> = {
         "content-type": "application/json",
         "content-encoding": "gzip",

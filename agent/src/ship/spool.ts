@@ -8,11 +8,10 @@
 // On disk a batch is one file, `<ms>-<seq>-<spans>.json.gz` (gzip of {"spans":[...]}), written
 // to a temporary name and renamed, so a crash mid-write leaves no half batch. Names sort in
 // queue order across restarts.
-import { gunzipSync, gzipSync } from "node:zlib";
+import { gunzipSync } from "node:zlib";
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { JsonBatch } from "./json-batch.ts";
-import { GZIP_OPTIONS } from "./sender.ts";
 
 export interface SpoolOptions {
   maxMemorySpans: number;
@@ -109,7 +108,8 @@ export class Spool {
       if (!head) return undefined;
       if (head.batch) return head.batch;
       try {
-        const batch = JsonBatch.fromBody(gunzipSync(readFileSync(join(this.opts.dir!, head.file!))));
+        const gz = readFileSync(join(this.opts.dir!, head.file!));
+        const batch = JsonBatch.fromBody(gunzipSync(gz), gz);
         // Now in memory; the file stays until the batch is acknowledged.
         head.batch = batch;
         return batch;
@@ -183,7 +183,7 @@ export class Spool {
   private spill(batch: JsonBatch, why: "push" | "stop"): boolean {
     const dir = this.opts.dir;
     if (!dir) return false;
-    const body = gzipSync(batch.body, GZIP_OPTIONS);
+    const body = batch.gzipped();
     if (this.diskBytes + body.length > this.opts.maxDiskBytes) return false;
     try {
       if (!this.dirReady) {

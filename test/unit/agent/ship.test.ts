@@ -1,6 +1,7 @@
 // Shipping against a local HTTP server: the request, the classification of answers, retry with
 // backoff and Retry-After, 413 split, 400 partial, batching.
 import { mkdtempSync, readdirSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -8,6 +9,8 @@ import type { ESpan } from "../../../contract/espan.ts";
 import { backoffMs, parseRetryAfter } from "../../../agent/src/ship/retry.ts";
 import { AgentSpan } from "../../../agent/src/assemble/span.ts";
 import { JsonBatch, JsonBatchBuilder } from "../../../agent/src/ship/json-batch.ts";
+import { gzipBody } from "../../../agent/src/ship/gzip.ts";
+import { gzip } from "../../../agent/native/index.js";
 import { classify, createSender } from "../../../agent/src/ship/sender.ts";
 import { Shipper } from "../../../agent/src/ship/shipper.ts";
 import { Spool } from "../../../agent/src/ship/spool.ts";
@@ -113,6 +116,20 @@ describe("JSON batches", () => {
     expect(body(b.slice(1, 4).pick([2]))).toBe(JSON.stringify({ spans: [all[3]] }));
     expect(body(JsonBatch.fromBody(b.body))).toBe(body(b));
     expect(() => JsonBatch.fromBody(Buffer.from('{"x":1}'))).toThrow(/no "spans" array/);
+  });
+
+  it("keeps a batch gzipped, by libdeflate when the system has it, as node:zlib reads it", () => {
+    const all = spans(300);
+    const b = JsonBatch.of(all);
+    const text = JSON.stringify({ spans: all });
+    expect(gunzipSync(b.gzipped()).toString("utf8")).toBe(text);
+    expect(b.body.toString("utf8")).toBe(text);
+    expect(gunzipSync(b.pick([2, 1]).gzipped()).toString("utf8")).toBe(JSON.stringify({ spans: [all[2], all[1]] }));
+    for (const data of [Buffer.alloc(0), Buffer.from(text), Buffer.from(text).subarray(7, 4000)]) {
+      expect(gunzipSync(gzipBody(data)).equals(data)).toBe(true);
+      const native = gzip(data, 1); // null on a system without libdeflate
+      if (native) expect(gunzipSync(native).equals(data)).toBe(true);
+    }
   });
 });
 
