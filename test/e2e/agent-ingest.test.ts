@@ -202,7 +202,7 @@ describe("agent → ingest (workerd) → OTLP and /api: a real 3-tier chain", ()
     const before = { ...t.agent.stats().ship! };
     const spansBefore = t.spans.length;
 
-    await ingest.stop();
+    await ingest.stop({ keepStorage: true });
     const stoppedAt = Date.now();
     // A request every 200 ms, each its own curl process, until the outage ends (≤ 150).
     const routes: string[] = [];

@@ -4,7 +4,7 @@
  * launcher and workerd together) and start it again on the same storage.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -35,8 +35,8 @@ export interface IngestOptions {
 export interface Ingest {
   url: string;
   dbPath: string;
-  /** SIGTERM, and wait. */
-  stop(): Promise<void>;
+  /** SIGTERM, and wait; then removes the storage startIngest made, unless `keepStorage` (to restart on it). */
+  stop(opts?: { keepStorage?: boolean }): Promise<void>;
   /** SIGKILL to the launcher and workerd at once: no chance to flush anything. */
   kill9(): Promise<void>;
   /** A new process on the same storage and port. */
@@ -55,9 +55,20 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Storage of its own for an ingest, removed by stop() (unless kept) or when this process exits
+ * normally: a benchmark's store grows by a gigabyte a minute, and left-over stores filled the disk.
+ */
+function tempDb(): string {
+  const path = mkdtempSync(join(tmpdir(), "espan-db-"));
+  process.once("exit", () => rmSync(path, { recursive: true, force: true }));
+  return path;
+}
+
 export async function startIngest(o: IngestOptions = {}): Promise<Ingest> {
   const port = await freePort();
-  const dbPath = o.dbPath ?? mkdtempSync(join(tmpdir(), "espan-db-"));
+  const ownDb = o.dbPath === undefined;
+  const dbPath = o.dbPath ?? tempDb();
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
     ESPAN_SHARDS: String(o.shards ?? 4),
@@ -93,10 +104,11 @@ export async function startIngest(o: IngestOptions = {}): Promise<Ingest> {
   return {
     url: `http://127.0.0.1:${port}`,
     dbPath,
-    async stop() {
+    async stop(opts = {}) {
       signalGroup("SIGTERM");
       await exited();
       signalGroup("SIGKILL"); // workerd, should it outlive the launcher
+      if (ownDb && !opts.keepStorage) rmSync(dbPath, { recursive: true, force: true });
     },
     async kill9() {
       signalGroup("SIGKILL");
