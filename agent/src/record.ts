@@ -24,6 +24,10 @@ export interface CaptureRecord {
   /** Random 64-bit id of the connection, given when the kernel side first saw the socket (0 for
    * process events). A new id may appear mid-connection if the socket table (LRU) evicted it. */
   connId: bigint;
+  /** connId as two numbers, without a BigInt (the decoder's cursor gives them; elsewhere they
+   * may be absent): its low 53 bits, and its top 11. */
+  connKey?: number;
+  connTop?: number;
   /** The message this one ended (the other direction) on the same socket; 0 when none. For
    * close records: the socket's last message. */
   prevFirstNs: bigint;
@@ -312,6 +316,17 @@ class RecordCursor implements CaptureRecord {
 
   get connId(): bigint {
     return (this.connIdValue ??= this.dv.getBigUint64(this.at + this.o.conn_id, this.le));
+  }
+
+  get connKey(): number {
+    const at = this.at + this.o.conn_id;
+    const lo = this.dv.getUint32(at + (this.le ? 0 : 4), this.le);
+    const hi = this.dv.getUint32(at + (this.le ? 4 : 0), this.le);
+    return (hi & 0x1fffff) * 4_294_967_296 + lo;
+  }
+
+  get connTop(): number {
+    return this.dv.getUint32(this.at + this.o.conn_id + (this.le ? 4 : 0), this.le) >>> 21;
   }
 
   get prevFirstNs(): bigint {

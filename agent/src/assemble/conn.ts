@@ -79,6 +79,9 @@ export class Conn {
 
   constructor(
     readonly id: bigint,
+    /** id's low 53 bits and top 11, as numbers (the assembler's table is keyed by them). */
+    readonly key: number,
+    readonly top: number,
     private readonly events: ConnEvents,
   ) {}
 

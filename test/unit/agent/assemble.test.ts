@@ -114,6 +114,31 @@ describe("server socket, keep-alive", () => {
   });
 });
 
+describe("connection table", () => {
+  it("tells apart ids whose low 53 bits are the same (the table's number key), either closing first", () => {
+    for (const closeFirst of [0, 1]) {
+      const h = harness();
+      const ids = [0x1234_5678_9abcn, 0x1234_5678_9abcn | (0x5an << 56n)];
+      const socks = ids.map((_, i) => new SimSocket("server", { tid: 10 + i }));
+      const as = (i: number, r: ReturnType<SimSocket["msg"]>) => ({ ...r, connId: ids[i] });
+      h.push(as(0, socks[0].msg("recv", GET("/a"))), as(1, socks[1].msg("recv", GET("/b"))));
+      h.push(as(1, socks[1].msg("send", OK("bb"))), as(0, socks[0].msg("send", OK("a"))));
+      expect(h.assembler.stats.conns).toBe(2);
+      h.push(as(closeFirst, socks[closeFirst].close()));
+      expect(h.assembler.stats.conns).toBe(1);
+      const other = 1 - closeFirst;
+      h.push(as(other, socks[other].msg("recv", GET("/c"))));
+      h.push(as(other, socks[other].msg("send", OK("c"))));
+      expect(h.spans.map((x) => [x.tid, x.http_route, x.bytes_written])).toEqual([
+        [11, "/b", OK("bb").length],
+        [10, "/a", OK("a").length],
+        [10 + other, "/c", OK("c").length],
+      ]);
+      expect(h.assembler.stats.conns).toBe(1);
+    }
+  });
+});
+
 describe("client socket", () => {
   it("exits: send is the request, recv the response; a client span is an error for 4xx", () => {
     const h = harness();

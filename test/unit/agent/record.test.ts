@@ -129,6 +129,15 @@ describe("Decoder.forEachRecord", () => {
     expect(viaCursor(arena, used)).toEqual(want);
   });
 
+  it("gives connId's low 53 bits and top 11 as numbers (connKey, connTop)", () => {
+    const ids = [0n, 1n, (1n << 53n) - 1n, 1n << 53n, (1n << 64n) - 1n, 0xfedcba9876543210n, 0x0020000000000001n];
+    const base = { kind: l.kinds.DATA, ts: 1n, pid: 5, tid: 5, seq: 0, bytes: 1, dir: l.dirs.SEND, role: l.roles.CLIENT, family: 2, laddr: v4(127, 0, 0, 1), raddr: v4(127, 0, 0, 2), lport: 1, rport: 2, payload: "x", comm: "x" };
+    const { arena, used } = arenaOf(ids.map((conn) => ({ ...base, conn })));
+    const got: [bigint, number | undefined, number | undefined][] = [];
+    createDecoder(l).forEachRecord(arena, used, (r) => void got.push([r.connId, r.connKey, r.connTop]));
+    expect(got).toEqual(ids.map((id) => [id, Number(id & ((1n << 53n) - 1n)), Number(id >> 53n)]));
+  });
+
   it("gives a thread's new name after it changes (the name cache compares the bytes)", () => {
     const base = { kind: l.kinds.DATA, ts: 1n, conn: 1n, pid: 5, tid: 5, seq: 0, bytes: 1, dir: l.dirs.SEND, role: l.roles.CLIENT, family: 2, laddr: v4(127, 0, 0, 1), raddr: v4(127, 0, 0, 2), lport: 1, rport: 2, payload: "x" };
     const { arena, used } = arenaOf([{ ...base, comm: "before" }, { ...base, comm: "after" }, { ...base, comm: "afterwards" }, { ...base, comm: "after" }]);
