@@ -18,12 +18,12 @@ import {
 } from "./header";
 import { shardOfNet, shardOfThread } from "./ids";
 import * as L from "./layout";
-import { acceptOne, checkTables, freeRecord, ingestOne, onTimer, prefetchIngest, prefetchRecord, prefetchSlots } from "./link";
+import { acceptOne, checkTables, freeRecord, ingestOne, onTimer, prefetchIngest, prefetchRecord, prefetchSlots, prefetchTrees } from "./link";
 export { checkTables };
 import { poolBytes, poolInit, poolLive } from "./pool";
 import { APP_SHIFT, APP_SIZE, REC_SHIFT, REC_SIZE } from "./record";
 import { tableBytes, tableInit, tableSlots } from "./table";
-import { dueAt, dueGen, dueIdx, dueKind, expiryPeek, expiryPop, expiryRunDue, NO_GEN_CHECK, T_EXPIRE, timerBytes, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
+import { decidePop, decideRunDue, dueAt, dueGen, dueIdx, dueKind, expiryPeek, expiryPop, expiryRunDue, NO_GEN_CHECK, T_DECIDE, T_EXPIRE, timerBytes, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
 
 /** `netSlots`, `threadSlots`: the tables' starting capacity (0: small); a reset shard keeps its sizes. */
 export function init(shard: u32, shards: u32, windowMs: i64, settleMs: i64, threshold: u64, useApp: bool, keepAll: bool, netSlots: u32, threadSlots: u32): void {
@@ -67,6 +67,8 @@ export function ingest(n: u32): void {
 
 /** An expiry run is taken in groups of this many, their records loaded first (as frees are, below). */
 const EXPIRE_GROUP: u32 = 256;
+/** Decisions are taken in groups of up to this many, their trees loaded first. */
+const DECIDE_GROUP: u32 = 256;
 
 export function tick(nowMs: i64): void {
   begin();
@@ -80,6 +82,16 @@ export function tick(nowMs: i64): void {
         for (let k: u32 = 0; k < g; k++) prefetchRecord(expiryPeek(k));
         for (let k: u32 = 0; k < g; k++) onTimer(T_EXPIRE, expiryPop(), NO_GEN_CHECK, dueAt);
         n -= g;
+      }
+      continue;
+    }
+    // Due decisions likewise, their trees loaded first.
+    const d = decideRunDue(nowMs, DECIDE_GROUP);
+    if (d > 0) {
+      prefetchTrees(d);
+      for (let k: u32 = 0; k < d; k++) {
+        decidePop();
+        onTimer(T_DECIDE, dueIdx, dueGen, dueAt);
       }
       continue;
     }

@@ -152,6 +152,41 @@ export function expiryRunDue(now: i64): u32 {
   return load<u32>(fifoAt(T_EXPIRE, ahead));
 }
 
+/**
+ * Decision timers due now ahead of every other kind: how many (up to `most`) can be taken in a
+ * row, in order, with `decidePeek` / `decidePop`. Deciding pushes no timer, so the count holds.
+ * Ties: an expiry goes first (lower kind), a decision before a horizon or the heap.
+ */
+export function decideRunDue(now: i64, most: u32): u32 {
+  const len = fifoLen(T_DECIDE);
+  if (len == 0) return 0;
+  let limit = now;
+  if (fifoLen(RUNS) > 0) limit = min(limit, load<i64>(fifoAt(RUNS, 0)) - 1);
+  if (fifoLen(T_HORIZON) > 0) limit = min(limit, deadlineAt(T_HORIZON, 0));
+  if (hget(H_HEAP_LEN) > 0) limit = min(limit, load<i64>(<usize>hget(H_HEAP_BASE)));
+  let n: u32 = 0;
+  while (<u64>n < len && n < most && load<i64>(fifoAt(T_DECIDE, n)) <= limit) n++;
+  return n;
+}
+
+/** The record and generation of the decision timer `ahead` places behind the head. */
+@inline export function decidePeekIdx(ahead: u32): u32 {
+  return load<u32>(fifoAt(T_DECIDE, ahead), 8);
+}
+@inline export function decidePeekGen(ahead: u32): u32 {
+  return load<u32>(fifoAt(T_DECIDE, ahead), 12) & 0xffff;
+}
+
+/** Pops the head decision timer into dueIdx / dueGen / dueAt (after `decideRunDue`). */
+export function decidePop(): void {
+  const p = fifoAt(T_DECIDE, 0);
+  dueAt = load<i64>(p);
+  dueIdx = load<u32>(p, 8);
+  dueGen = <i32>(load<u32>(p, 12) & 0xffff);
+  dueKind = T_DECIDE;
+  fifoPop(T_DECIDE);
+}
+
 /** Pops the earliest timer due at or before `now`; false when none is due. */
 export function timerPopDue(now: i64): bool {
   let best: i32 = -1;
