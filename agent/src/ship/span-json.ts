@@ -51,6 +51,13 @@ const sameHttp = (a: AgentSpan, b: AgentSpan) =>
   a.http_status_code === b.http_status_code && a.http_method === b.http_method && a.http_route === b.http_route &&
   a.http_version === b.http_version && a.status === b.status && a.operation === b.operation; // a rope: compared last
 
+/** "00" .. "99" as ASCII byte pairs. */
+const PAIRS = new Uint8Array(200);
+for (let i = 0; i < 100; i++) {
+  PAIRS[2 * i] = 0x30 + Math.floor(i / 10);
+  PAIRS[2 * i + 1] = 0x30 + (i % 10);
+}
+
 /** A growing byte buffer that JSON values are written into. */
 export class SpanJsonWriter {
   buf: Buffer;
@@ -211,15 +218,20 @@ export class SpanJsonWriter {
     this.fixedDigits(x, len);
   }
 
-  /** x (< 1e8) as exactly `len` digits, zeros first. */
+  /** x (< 1e8) as exactly `len` digits, zeros first: two at a time from a table (half the
+   * divisions, which are most of the cost). */
   private fixedDigits(x: number, len: number): void {
     const buf = this.buf;
     const n = this.n;
-    for (let i = n + len - 1; i >= n; i--) {
-      const q = (x / 10) | 0;
-      buf[i] = 0x30 + x - q * 10;
+    let i = n + len - 1;
+    for (; i > n; i -= 2) {
+      const q = (x / 100) | 0;
+      const d = (x - q * 100) << 1;
+      buf[i] = PAIRS[d + 1];
+      buf[i - 1] = PAIRS[d];
       x = q;
     }
+    if (i === n) buf[n] = 0x30 + x;
     this.n = n + len;
   }
 

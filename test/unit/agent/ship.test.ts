@@ -70,7 +70,8 @@ describe("JSON batches", () => {
     const builder = new JsonBatchBuilder();
     const enc = { encode: (b: ESpan[]) => (b.forEach((x) => builder.add(x)), builder.take().body) };
     const texts = ["", "a", "GET /x?y=1", 'q"uote', "back\\slash", "ctl\u0001\n\t", "\u007f", "é", "ü/ß", "\u{1F600}", "\ud800 lone", "x".repeat(5000)];
-    const numbers = [0, 1, 9, 10, 99, 100, 65535, 4294967295, 2 ** 53 - 1, -1, -0, 1.5, 1e21, Number.NaN, Infinity];
+    const numbers = [0, 1, 9, 10, 99, 100, 65535, 4294967295, 2 ** 53 - 1, -1, -0, 1.5, 1e21, Number.NaN, Infinity,
+      ...Array.from({ length: 16 }, (_, k) => [10 ** k - 1, 10 ** k, 10 ** k + 7, Math.floor(1.234567890123456 * 10 ** k)]).flat()];
     const pick = <T,>(xs: T[], i: number) => xs[i % xs.length];
     const batch = Array.from({ length: 300 }, (_, i) => new AgentSpan(
       (i + 1).toString(16).padStart(16, "0"), i % 2 ? "entry" : "exit", pick(numbers, i), pick(numbers, i + 3), `17000000000000000${i}`,
