@@ -1,7 +1,7 @@
 /**
  * The pieces of the ingest's path, inside workerd: bodies an earlier version logged as they came
  * (spansOfText), the shard log's done bitmaps beside the log, the trace
- * store's flat-row writes (idempotent, summarised, and the first layout migrated), and the
+ * store's flat-row writes (idempotent, summarised, and earlier layouts migrated), and the
  * export's BigInt-free times and linked JSON built around the span's own.
  */
 import { runInDurableObject } from "cloudflare:test";
@@ -122,6 +122,37 @@ describe("the trace store", () => {
     });
   });
 
+  it("indexes rows from the span ids the writer noted, and reads the rows back after a gap", async () => {
+    const stub = bindings.TRACE_STORE.get(bindings.TRACE_STORE.idFromName("store-test-span-index-noted"));
+    await runInDurableObject(stub, (_instance: TraceStore, state) => {
+      const sql = state.storage.sql;
+      sql.exec("DELETE FROM span_keys");
+      sql.exec("DELETE FROM span_segments");
+      const index = new SpanIndex(sql, { stepRows: 4, segmentRows: 8 });
+      const idOf = (i: number) => ((i * 0x9e3779b1) >>> 0).toString(16).padStart(16, "e");
+      const add = (from: number, to: number, noted = (_i: number) => true) => {
+        for (let i = from; i < to; i++) {
+          sql.exec("INSERT INTO stored_spans VALUES (?, ?, '', 's', 0, '', ?, 0)", `t${i}`, idOf(i), `{"i":${i}}`);
+          const row = sql.exec<{ r: number }>("SELECT last_insert_rowid() AS r").one().r;
+          if (noted(i)) index.noteRow(idOf(i), row);
+        }
+        index.catchUp();
+      };
+      add(0, 9);
+      add(9, 23, (i) => i !== 14); // a gap: the step over it reads its rows back
+      add(23, 30);
+      const keys = sql.exec("SELECT segment, span_id, row FROM span_keys ORDER BY segment, span_id, row").toArray();
+      // What reading every row back gives: each row's span id under the segment of its step.
+      const segments = sql.exec<{ segment: number; last_row: number }>("SELECT segment, last_row FROM span_segments ORDER BY segment").toArray();
+      expect(segments.at(-1)!.last_row).toBe(28);
+      const expected = sql.exec<{ span_id: string; row: number }>("SELECT span_id, rowid AS row FROM stored_spans WHERE rowid <= 28").toArray()
+        .map((r) => ({ segment: segments.filter((g) => g.segment <= r.row).at(-1)!.segment, span_id: r.span_id, row: r.row }))
+        .sort((a, b) => a.segment - b.segment || (a.span_id < b.span_id ? -1 : a.span_id > b.span_id ? 1 : a.row - b.row));
+      expect(keys).toEqual(expected);
+      for (let i = 0; i < 30; i++) expect(index.find(idOf(i))).toBe(`{"i":${i}}`);
+    });
+  });
+
   it("moves spans of the first layout (table spans) into the new one", async () => {
     const stub = bindings.TRACE_STORE.get(bindings.TRACE_STORE.idFromName("store-test-migrate"));
     await runInDurableObject(stub, (instance: TraceStore, state) => {
@@ -134,6 +165,32 @@ describe("the trace store", () => {
     });
     expect(((await stub.getTrace(trace)) as unknown as ESpan[]).length).toBe(linked.length);
     expect((await stub.getSpan(chain[2].span_id)) as unknown).toEqual(linked[2]);
+  });
+  it("keys each trace's services by its summary row, and moves those of the earlier layout (by trace id) there", async () => {
+    const stub = bindings.TRACE_STORE.get(bindings.TRACE_STORE.idFromName("store-test-services"));
+    const other = "0199c82cc031e9f96a938cee06ec4f8a";
+    // The second trace a second later (traces list newest first).
+    const second = linked.map((s) => ({ ...s, trace_id: other, span_id: s.span_id.replace(/^./, "f"), start_ns: String(BigInt(s.start_ns) + 1_000_000_000n) }));
+    await stub.putSpans(rowsOf(linked.slice(0, 2)));
+    await stub.putSpans(rowsOf([...linked.slice(2), ...second]));
+    const services = [...new Set(linked.map((s) => s.service))].sort();
+    const all = await stub.listTraces({ limit: 10 });
+    expect(all.map((t) => t.trace_id)).toEqual([other, trace]);
+    for (const t of all) expect(t.services).toEqual(services);
+    const byService = await stub.listTraces({ service: linked[linked.length - 1].service, limit: 10 });
+    expect(byService).toEqual(all);
+    expect(await stub.listTraces({ service: "no-such-service", limit: 10 })).toEqual([]);
+    await runInDurableObject(stub, (instance: TraceStore, state) => {
+      const sql = state.storage.sql;
+      // The earlier layout: services by trace id.
+      sql.exec("CREATE TABLE trace_services (service TEXT NOT NULL, trace_id TEXT NOT NULL, PRIMARY KEY (service, trace_id)) WITHOUT ROWID");
+      sql.exec("INSERT INTO trace_services SELECT s.service, t.trace_id FROM trace_service_rows s JOIN traces t ON t.rowid = s.trace_row");
+      sql.exec("DELETE FROM trace_service_rows");
+      (instance as unknown as { migrate(): void }).migrate();
+      expect(sql.exec("SELECT count(*) AS n FROM sqlite_master WHERE name = 'trace_services'").one().n).toBe(0);
+    });
+    expect(await stub.listTraces({ limit: 10 })).toEqual(all);
+    expect(await stub.listTraces({ service: linked[0].service, limit: 10 })).toEqual(all);
   });
 });
 
