@@ -6,10 +6,12 @@
  * Exported spans/s is given twice: what the sink received while the load ran, per second of load
  * (the export's sustained rate: below the accepted rate, the export falls behind), and over the
  * sink's first to last request (which takes in the drain after the load, up to the window).
+ * With a window shorter than the load (`--window 5s`) the export runs at the accepted rate, and
+ * `--drain-all` waits for all of it: workerd's CPU per span then counts the whole export.
  * Sampling rate 1 (every span exported) is the stress case; `--sampling-rate 0.1` is the default
  * configuration of the ingest. Nothing asserts; figures go to BENCHMARKS.md.
  *
- *   node dist/bench-ingest.js [--seconds 30] [--connections 4] [--shards 1] [--batch 500] [--sampling-rate 1] [--inspect HOST:PORT]
+ *   node dist/bench-ingest.js [--seconds 30] [--connections 4] [--shards 1] [--batch 500] [--sampling-rate 1] [--window 20s] [--drain-all] [--inspect HOST:PORT]
  */
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
@@ -33,6 +35,8 @@ const { values: args } = parseArgs({
     json: { type: "boolean", default: false },
     formats: { type: "string", default: "json,ndjson" },
     "sampling-rate": { type: "string", default: "1" },
+    /** Wait for every accepted span to be decided and exported (up to 90 s) before measuring CPU. */
+    "drain-all": { type: "boolean", default: false },
     /** Opens workerd's V8 inspector on HOST:PORT (CPU profiles of the isolate under this load). */
     inspect: { type: "string" },
   },
@@ -41,6 +45,7 @@ const SECONDS = Number(args.seconds);
 const CONNS = Number(args.connections);
 const BATCH = Number(args.batch);
 const SAMPLING = Number(args["sampling-rate"]);
+const DRAIN_ALL = args["drain-all"]!;
 
 const require = createRequire(import.meta.url);
 const Request = require("otlp-proto-definitions/build/src/generated/root.js").opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
@@ -181,13 +186,30 @@ async function runFormat(format: "json" | "ndjson", seed: number) {
       } else refused++;
     }
   };
-  const sampler = setInterval(() => (maxRss = Math.max(maxRss, rssOfIngest(url.port))), 1000);
+  // The export backlog (spans decided, waiting for the store and the collector) once a second:
+  // what shows whether the export keeps up (spans are decided settle after a client root, or
+  // when their window ends, so exported spans/s during a load as long as the window trails the
+  // accepted rate whatever the export's speed).
+  let backlogMax = 0;
+  const sampler = setInterval(() => {
+    maxRss = Math.max(maxRss, rssOfIngest(url.port));
+    void metrics(ingest.url).then((m) => (backlogMax = Math.max(backlogMax, m.espan_export_backlog_spans ?? 0)), () => {});
+  }, 1000);
   await Promise.all(Array.from({ length: CONNS }, worker));
   const loadEnd = performance.now();
+  const atEnd = await metrics(ingest.url);
+  const exportedAtEnd = sink.state.spansBy(performance.now());
   const loadSeconds = (loadEnd - t0) / 1000;
   // Let the last settle and exports drain (client roots decide `settle` after arrival).
-  const drainUntil = performance.now() + 15_000;
-  while (performance.now() < drainUntil && sink.state.spans < accepted * 0.5 * Math.min(1, SAMPLING)) await new Promise((r) => setTimeout(r, 200));
+  // --drain-all: until the sink has every accepted span (sampling 1) and the backlog is gone, so
+  // that workerd's CPU per span counts the whole export of what was accepted.
+  const drainUntil = performance.now() + (DRAIN_ALL ? 90_000 : 15_000);
+  const drained = async () => {
+    if (!DRAIN_ALL) return sink.state.spans >= accepted * 0.5 * Math.min(1, SAMPLING);
+    const m = await metrics(ingest.url);
+    return (m.espan_spans_linked_total ?? 0) >= accepted && (m.espan_export_backlog_spans ?? 0) === 0;
+  };
+  while (performance.now() < drainUntil && !(await drained())) await new Promise((r) => setTimeout(r, 200));
   await new Promise((r) => setTimeout(r, 4000));
   clearInterval(sampler);
   const cpuSeconds = cpuOfIngest(url.port) - cpu0;
@@ -198,6 +220,7 @@ async function runFormat(format: "json" | "ndjson", seed: number) {
     if (seen !== undefined) completion.push(seen - at);
   }
   const exportedInLoad = sink.state.spans;
+  if (process.env.BENCH_INGEST_LOG) console.error(ingest.log().split("\n").filter((l) => l).slice(-Number(process.env.BENCH_INGEST_LOG)).join("\n"));
   await ingest.stop();
   sink.close();
   agent.destroy();
@@ -208,6 +231,12 @@ async function runFormat(format: "json" | "ndjson", seed: number) {
     exportedDuringLoadPerSec: Math.round(sink.state.spansBy(loadEnd) / loadSeconds),
     exportedSpansPerSec: Math.round(exportedInLoad / ((sink.state.lastAt - sink.state.firstAt) / 1000 || 1)),
     exportedSpans: exportedInLoad,
+    // Decided (linked) spans by the end of the load, per second of load; sampled in of them
+    // exported by then; the export backlog at the end and its largest sample during the load.
+    decidedDuringLoadPerSec: Math.round((atEnd.espan_spans_linked_total ?? 0) / loadSeconds),
+    exportedOfSampledAtEnd: +(exportedAtEnd / Math.max(1, (atEnd.espan_spans_linked_total ?? 0) - (atEnd.espan_spans_sampled_out_total ?? 0))).toFixed(3),
+    exportBacklogAtEnd: atEnd.espan_export_backlog_spans ?? 0,
+    exportBacklogMax: backlogMax,
     refusedRequests: refused,
     ackP50Ms: +pct(acks, 50).toFixed(1),
     ackP99Ms: +pct(acks, 99).toFixed(1),
@@ -219,6 +248,7 @@ async function runFormat(format: "json" | "ndjson", seed: number) {
     // workerd's CPU over the load and the drain, per accepted span: steadier than rates on a shared machine.
     workerdCpuUsPerSpan: +((cpuSeconds * 1e6) / (accepted || 1)).toFixed(1),
     crossShardMessages: m.espan_cross_shard_messages_total,
+    exportFailures: m.espan_export_failures_total ?? 0,
   };
 }
 
@@ -233,7 +263,7 @@ if (args.json) console.log(JSON.stringify(out, null, 2));
 else {
   for (const r of results) {
     console.log(`${r.format.padEnd(7)} sampling ${SAMPLING}: accepted ${r.acceptedSpansPerSec} spans/s, exported ${r.exportedDuringLoadPerSec} spans/s during the load ` +
-      `(${r.exportedSpansPerSec} spans/s first to last), ack p50 ${r.ackP50Ms} ms p99 ${r.ackP99Ms} ms, ` +
+      `(${r.exportedSpansPerSec} spans/s first to last; decided ${r.decidedDuringLoadPerSec} spans/s, export backlog max ${r.exportBacklogMax} at end ${r.exportBacklogAtEnd}), ack p50 ${r.ackP50Ms} ms p99 ${r.ackP99Ms} ms, ` +
       `completion p50 ${r.completionP50Ms} ms p99 ${r.completionP99Ms} ms (${r.clientRootTraces} client-root traces), workerd RSS ${r.workerdRssMiB} MiB, workerd CPU ${r.workerdCpuUsPerSpan} µs/span, refused ${r.refusedRequests}`);
   }
 }
