@@ -31,6 +31,9 @@ declare -A PROBE=(
   [nginx-light]="cmd:nginx"
   [iptables]="cmd:iptables"
   [wrk]="cmd:wrk"
+  # the agent gzips its batches with libdeflate when it is there (agent/src/ship/gzip.ts), at about
+  # half of zlib's CPU; Debian often has it already (libtiff needs it), but not always
+  [libdeflate0]="glob:/usr/lib/*/libdeflate.so.0"
   # libFuzzer and the sanitizer runtimes for scripts/fuzz-http1.sh (test/e2e/native-fuzz.test.ts)
   [libclang-rt-dev]="glob:/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a"
 )
