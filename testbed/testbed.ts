@@ -516,12 +516,25 @@ export async function startTestbed(opts: TestbedOptions = {}): Promise<Testbed> 
       runPhase,
       runCron,
       async waitShipped(timeoutMs = 30_000) {
-        // Status lines come every 300 ms: wait for one written after every span was produced.
-        await waitUntil("the agents to ship every span", () =>
-          HOST_NAMES.every((h) => {
+        // Status lines come every 300 ms: wait for one written after every span was produced, and
+        // for no new span for 2.5 s. A connection's last span can come from the idle flush (1 s
+        // here) at the next sweep (every 1 s), so "all shipped" can hold for a while before the
+        // last spans of the workload are produced (seen: 6 of 648 missed).
+        let produced = -1;
+        let stableSince = Date.now();
+        await waitUntil("the agents to ship every span", () => {
+          const counts = HOST_NAMES.map((h) => tb.agentSpans(h).length);
+          const total = counts.reduce((a, b) => a + b, 0);
+          if (total !== produced) {
+            produced = total;
+            stableSince = Date.now();
+          }
+          const shipped = HOST_NAMES.every((h, i) => {
             const st = statusOf(h);
-            return st.sent + st.dropped + st.rejected >= tb.agentSpans(h).length && st.queued === 0 && st.spans === tb.agentSpans(h).length;
-          }), timeoutMs);
+            return st.sent + st.dropped + st.rejected >= counts[i] && st.queued === 0 && st.spans === counts[i];
+          });
+          return shipped && Date.now() - stableSince >= 2500;
+        }, timeoutMs);
       },
       logOf: (name) => procs.filter((p) => p.name === name).map((p) => p.output).join(""),
       stop: teardown,
