@@ -10,7 +10,7 @@
 import type { ESpan } from "../../contract/espan.ts";
 import { ESPAN_FIELDS } from "../../contract/espan.ts";
 import type { ExportSpan } from "./otlp-encode.ts";
-import { hrTimeOf, SCOPE, spanAttributes, statusCode } from "./otlp-span.ts";
+import { hrTimeOf, resourceAttributes, SCOPE, spanAttributes, statusCode } from "./otlp-span.ts";
 
 const NS_PER_S = 1_000_000_000;
 const utf8 = new TextEncoder();
@@ -375,14 +375,7 @@ export class ProtoResources {
       const at = w.open();
       // The attributes otlp-span.ts's ResourceCache gives the resource, in its order (a null or
       // undefined value is left out, as the Resource's attributes leave it out).
-      const attrs: Record<string, unknown> = {
-        "service.name": s.service,
-        "host.name": s.host,
-        "process.pid": s.pid,
-        "process.executable.name": s.process_name,
-        "telemetry.sdk.name": "espan",
-        "telemetry.sdk.language": "ebpf",
-      };
+      const attrs: Record<string, unknown> = resourceAttributes(s);
       for (const k in attrs) if (attrs[k] != null) writeAttr(w, 0x0a, keyPart(k), attrs[k]);
       w.byte(0x10); // dropped_attributes_count
       w.byte(0);

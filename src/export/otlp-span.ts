@@ -27,6 +27,18 @@ const MAPPED = new Set([
 const KNOWN = new Set(ESPAN_FIELDS);
 
 /** Resources are shared by spans of the same process; the cache lives as long as its owner (bounded). */
+/** The resource of a span's process (OTel semantic conventions), in the order it is encoded. */
+export function resourceAttributes(s: ESpan): Record<string, string | number | undefined> {
+  return {
+    "service.name": s.service,
+    "host.name": s.host,
+    "process.pid": s.pid,
+    "process.executable.name": s.process_name,
+    "telemetry.sdk.name": "espan",
+    "telemetry.sdk.language": "ebpf",
+  };
+}
+
 export class ResourceCache {
   private readonly byKey = new Map<string, Resource>();
   constructor(private readonly max = 10_000) {}
@@ -35,14 +47,7 @@ export class ResourceCache {
     let r = this.byKey.get(key);
     if (!r) {
       if (this.byKey.size >= this.max) this.byKey.clear();
-      r = resourceFromAttributes({
-        "service.name": s.service,
-        "host.name": s.host,
-        "process.pid": s.pid,
-        "process.executable.name": s.process_name,
-        "telemetry.sdk.name": "espan",
-        "telemetry.sdk.language": "ebpf",
-      });
+      r = resourceFromAttributes(resourceAttributes(s));
       this.byKey.set(key, r);
     }
     return r;
