@@ -179,12 +179,17 @@ export function decideRunDue(now: i64, most: u32): u32 {
 
 /** Pops the head decision timer into dueIdx / dueGen / dueAt (after `decideRunDue`). */
 export function decidePop(): void {
-  const p = fifoAt(T_DECIDE, 0);
-  dueAt = load<i64>(p);
+  dueAt = deadlineAt(T_DECIDE, 0);
+  popWide(T_DECIDE);
+}
+
+/** Pops the head of a FIFO of 16-byte entries (decisions, horizons) into dueKind / dueIdx / dueGen. */
+@inline function popWide(q: u32): void {
+  const p = fifoAt(q, 0);
+  dueKind = q;
   dueIdx = load<u32>(p, 8);
   dueGen = <i32>(load<u32>(p, 12) & 0xffff);
-  dueKind = T_DECIDE;
-  fifoPop(T_DECIDE);
+  fifoPop(q);
 }
 
 /** Pops the earliest timer due at or before `now`; false when none is due. */
@@ -216,20 +221,13 @@ export function timerPopDue(now: i64): bool {
     return true;
   }
   const q = <u32>best;
-  const p = fifoAt(q, 0);
-  dueKind = q;
   if (q == T_EXPIRE) {
-    dueIdx = load<u32>(p);
+    dueKind = T_EXPIRE;
     dueGen = NO_GEN_CHECK;
-    const run = fifoAt(RUNS, 0);
-    const left = load<u32>(run, 8) - 1;
-    if (left == 0) fifoPop(RUNS);
-    else store<u32>(run, left, 8);
+    dueIdx = expiryPop();
   } else {
-    dueIdx = load<u32>(p, 8);
-    dueGen = <i32>(load<u32>(p, 12) & 0xffff);
+    popWide(q);
   }
-  fifoPop(q);
   return true;
 }
 
