@@ -10,7 +10,7 @@
 import type { ESpan } from "../../contract/espan.ts";
 import { ESPAN_FIELDS } from "../../contract/espan.ts";
 import type { ExportSpan } from "./otlp-encode.ts";
-import { hrTimeOf, resourceAttributes, SCOPE, spanAttributes, statusCode } from "./otlp-span.ts";
+import { hrTimeOf, resourceAttributes, SCOPE, SKIP, spanAttributes, statusCode } from "./otlp-span.ts";
 
 const NS_PER_S = 1_000_000_000;
 const utf8 = new TextEncoder();
@@ -19,8 +19,13 @@ const varintSize = (v: number): number => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0
 
 /** A growing byte buffer with the protobuf primitives (as the official ProtobufWriter encodes them). */
 class Writer {
-  buf = new Uint8Array(1 << 16);
+  buf: Uint8Array;
   pos = 0;
+
+  /** `size`: the starting capacity (a request body's writer starts at 64 KiB; a key's, small). */
+  constructor(size = 1 << 16) {
+    this.buf = new Uint8Array(size);
+  }
 
   room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -157,7 +162,7 @@ const keyParts = new Map<string, Uint8Array>();
 function keyPart(key: string): Uint8Array {
   let b = keyParts.get(key);
   if (!b) {
-    const w = new Writer();
+    const w = new Writer(key.length * 3 + 6);
     w.byte(0x0a);
     writeString(w, key);
     b = w.take();
@@ -166,20 +171,24 @@ function keyPart(key: string): Uint8Array {
   return b;
 }
 
+/** A KeyValue's head, up to its value's field tag: its tag, its length `kv`, the key part, 0x12. The caller made room. */
+function kvHead(w: Writer, tag: number, key: Uint8Array, kv: number): void {
+  w.buf[w.pos++] = tag;
+  w.uvarint(kv);
+  w.buf.set(key, w.pos);
+  w.pos += key.length;
+  w.buf[w.pos++] = 0x12;
+}
+
 /** One attribute (`tag`: the tag byte of its repeated KeyValue field): KeyValue{key, value: AnyValue}. */
 function writeAttr(w: Writer, tag: number, key: Uint8Array, value: unknown): void {
   if (typeof value === "number" && value >= 0 && value <= 0xffffffff && Number.isInteger(value)) {
     const any = 1 + varintSize(value);
     const kv = key.length + 2 + any;
     w.room(8 + kv);
-    const buf = w.buf;
-    buf[w.pos++] = tag;
-    w.uvarint(kv);
-    buf.set(key, w.pos);
-    w.pos += key.length;
-    buf[w.pos++] = 0x12;
-    buf[w.pos++] = any;
-    buf[w.pos++] = 0x18;
+    kvHead(w, tag, key, kv);
+    w.buf[w.pos++] = any;
+    w.buf[w.pos++] = 0x18;
     w.uvarint(value);
     return;
   }
@@ -189,12 +198,8 @@ function writeAttr(w: Writer, tag: number, key: Uint8Array, value: unknown): voi
     const any = 1 + varintSize(n) + n;
     const kv = key.length + 1 + varintSize(any) + any;
     w.room(11 + kv);
+    kvHead(w, tag, key, kv);
     const buf = w.buf;
-    buf[w.pos++] = tag;
-    w.uvarint(kv);
-    buf.set(key, w.pos);
-    w.pos += key.length;
-    buf[w.pos++] = 0x12;
     w.uvarint(any);
     buf[w.pos++] = 0x0a;
     w.uvarint(n);
@@ -305,11 +310,6 @@ const K = {
   threadTrace: keyPart("espan.thread_trace_id"),
 };
 /** What spanAttributes writes for the remaining top-level fields: known ones get `espan.` (SKIP: none). */
-const SKIP = new Set([
-  "span_id", "kind", "start_ns", "duration_ns", "host", "pid", "tid", "process_name", "service", "src_ip", "dst_ip",
-  "src_port", "dst_port", "l7_proto", "operation", "http_method", "http_route", "http_status_code", "http_version",
-  "status", "attributes", "trace_id", "parent_id", "req_seq", "resp_seq", "thread_trace_id",
-]);
 const ESPAN_KEYS = new Map<string, Uint8Array>(ESPAN_FIELDS.filter((f) => !SKIP.has(f)).map((f) => [f, keyPart(`espan.${f}`)]));
 
 /**
@@ -370,7 +370,7 @@ export class ProtoResources {
     let bytes = this.byKey.get(key);
     if (!bytes) {
       if (this.byKey.size >= this.max) this.byKey.clear();
-      const w = new Writer();
+      const w = new Writer(256);
       w.byte(0x0a);
       const at = w.open();
       // The attributes otlp-span.ts's ResourceCache gives the resource, in its order (a null or

@@ -26,7 +26,6 @@ const MAPPED = new Set([
 ]);
 const KNOWN = new Set(ESPAN_FIELDS);
 
-/** Resources are shared by spans of the same process; the cache lives as long as its owner (bounded). */
 /** The resource of a span's process (OTel semantic conventions), in the order it is encoded. */
 export function resourceAttributes(s: ESpan): Record<string, string | number | undefined> {
   return {
@@ -39,6 +38,7 @@ export function resourceAttributes(s: ESpan): Record<string, string | number | u
   };
 }
 
+/** Resources are shared by spans of the same process; the cache lives as long as its owner (bounded). */
 export class ResourceCache {
   private readonly byKey = new Map<string, Resource>();
   constructor(private readonly max = 10_000) {}
@@ -72,8 +72,8 @@ export function hrTimeOf(ns: string, addNs = 0): HrTime {
   return [secs, nanos];
 }
 
-/** Fields that never become a plain attribute of their own name. */
-const SKIP = new Set([...MAPPED, "req_seq", "resp_seq", "thread_trace_id"]);
+/** Fields that never become a plain attribute of their own name (otlp-proto.ts writes the same). */
+export const SKIP = new Set([...MAPPED, "req_seq", "resp_seq", "thread_trace_id"]);
 
 export function spanAttributes(s: ESpan): Attributes {
   const server = s.kind === "entry";
