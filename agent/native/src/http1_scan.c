@@ -433,7 +433,9 @@ size_t espan_http1_scan(const uint8_t *p, size_t n, struct espan_scan *out)
 		if (out->count == ESPAN_SCAN_MAX)
 			return give_up(out);
 		long long bytes = message_bytes(p, n, at, &h);
-		if (bytes > TOO_LONG || at + bytes > TOO_LONG)
+		/* bytes < 0: the length is not known yet (a body cut by the capture, a response ended by
+		 * close); only a known length can overflow the 32-bit fields */
+		if (bytes > TOO_LONG || (bytes >= 0 && at + (size_t)bytes > TOO_LONG))
 			return give_up(out);
 		put(out, at, &h, bytes);
 		if (bytes < 0)

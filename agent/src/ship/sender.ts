@@ -15,7 +15,6 @@ import https from "node:https";
 import type { JsonBatch } from "./json-batch.ts";
 import { parseRetryAfter } from "./retry.ts";
 
-export { GZIP_OPTIONS } from "./gzip.ts";
 
 export type SendResult =
   | { kind: "ok"; status: number }

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { layout, scanHttp } from "../../../agent/native/index.js";
 import { HttpScanView } from "../../../agent/src/assemble/http1-scan.ts";
-import { parseRequests, parseResponses, type ParsedMessage } from "../../../agent/src/assemble/http1.ts";
+import { AGENT_HEADERS, parseRequests, parseResponses, type ParsedMessage } from "../../../agent/src/assemble/http1.ts";
 
 const L = layout();
 const APP = L.scan.appHeaders;
@@ -113,6 +113,24 @@ describe("the addon's HTTP scan against the JS parser", () => {
     expect(m.head.headers.get("traceparent")).toBe("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     const node = b("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nDate: Fri, 04 Dec 2026 16:08:21 GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\nok\n");
     expect(scanned(node)!.responses(["GET"])).toEqual({ messages: [expect.objectContaining({ offset: 0, bytes: node.length })], nextOffset: node.length });
+  });
+
+  it("keeps the app headers the JS parser reads (all but the framing ones)", () => {
+    expect([...APP].sort()).toEqual(AGENT_HEADERS.filter((h) => h !== "content-length" && h !== "transfer-encoding").sort());
+  });
+
+  it("answers a first response whose length is not known yet: a chunked body cut by the capture, an end by close, a cut head", () => {
+    for (const text of [
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\nabc",
+      "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the connection closes",
+      "HTTP/1.1 200 OK\r\nContent-Type: text/pl",
+    ]) {
+      const payload = b(text);
+      const got = scanned(payload)?.responses(["GET"]);
+      expect(got, text).toBeDefined();
+      const want = parseResponses(payload, ["GET"]);
+      expect({ messages: norm(got!.messages), nextOffset: got!.nextOffset }, text).toEqual({ messages: norm(want.messages), nextOffset: want.nextOffset });
+    }
   });
 
   it("hands back what it does not restate: answers to HEAD or CONNECT, folded or repeated headers, absolute-form targets", () => {
