@@ -58,7 +58,7 @@ export class SpanIndex {
     this.recentIds.push(spanId);
   }
 
-  /** Indexes what a step's worth of rows, or more, is waiting (inside the writer's transaction). */
+  /** Indexes what a step's worth of rows, or more, is waiting (in the writer's event, whose writes commit together). */
   catchUp(): void {
     const lastRow = this.sql.exec<{ r: number | null }>("SELECT max(rowid) AS r FROM stored_spans").one().r ?? 0;
     if (lastRow < this.indexedTo) this.reset(); // emptied (retention) and rowids taken again from 1

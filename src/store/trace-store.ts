@@ -120,11 +120,13 @@ export class TraceStore extends DurableObject<Env> {
       if (added === 0) continue;
       for (let r = 0, row = last - added; r < k; r++) {
         const o = (i + r) * width;
-        // All added: they took the next rowids in order. Else those added are found by id.
+        // All added: they took the next rowids in order. Else those added are found by id; they
+        // rise in the statement's order, so a rowid not past the last one taken was stored before
+        // or is a repeat of a span earlier in this statement.
         if (added === k) row++;
         else {
           const at = this.rowidOf(rows[o] as string, rows[o + 1] as string);
-          if (at <= last - added) continue;
+          if (at <= row) continue;
           row = at;
         }
         fresh.push({ trace_id: rows[o] as string, service: rows[o + 3] as string, operation: rows[o + 5] as string, start_ms: rows[o + 4] as number });

@@ -88,6 +88,14 @@ describe("the trace store", () => {
     });
   });
 
+  it("counts a span repeated inside one write once, beside one stored before", async () => {
+    const store = bindings.TRACE_STORE.get(bindings.TRACE_STORE.idFromName("store-test-repeat"));
+    expect(await store.putSpans(rowsOf([linked[0]]))).toBe(1);
+    expect(await store.putSpans(rowsOf([linked[0], linked[1], linked[1], linked[2]]))).toBe(2);
+    const [summary] = await store.listTraces({ limit: 10 });
+    expect(summary.span_count).toBe(3);
+  });
+
   it("finds spans by id in sorted segments and in the rows not indexed yet, through retention and an emptied table", async () => {
     const stub = bindings.TRACE_STORE.get(bindings.TRACE_STORE.idFromName("store-test-span-index"));
     await runInDurableObject(stub, (_instance: TraceStore, state) => {
