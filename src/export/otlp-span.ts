@@ -75,6 +75,10 @@ export function hrTimeOf(ns: string, addNs = 0): HrTime {
 /** Fields that never become a plain attribute of their own name (otlp-proto.ts writes the same). */
 export const SKIP = new Set([...MAPPED, "req_seq", "resp_seq", "thread_trace_id"]);
 
+/**
+ * A span's attributes by the OTel semantic conventions. otlp-proto.ts writes the same keys in the
+ * same order straight to protobuf: change both (test/unit/export/otlp-proto.test.ts compares bytes).
+ */
 export function spanAttributes(s: ESpan): Attributes {
   const server = s.kind === "entry";
   const a: Attributes = {
