@@ -66,7 +66,12 @@ function fifoGrow(q: u32): void {
   const cap = hget(fw(q, 1));
   const size = entryBytes(q);
   const next = growRegion(0, 0, 0, <usize>(cap << 1) * size);
-  for (let i: u64 = 0; i < len; i++) memory.copy(next + <usize>i * size, fifoAt(q, i), size);
+  // A full ring: head..end of the region, then its start up to the head.
+  const base = <usize>hget(fw(q, 0));
+  const head = <usize>hget(fw(q, 2)) * size;
+  const all = <usize>len * size;
+  memory.copy(next, base + head, all - head);
+  memory.copy(next + all - head, base, head);
   freeRegion(<usize>hget(fw(q, 0)), <usize>cap * size);
   hset(fw(q, 0), <u64>next);
   hset(fw(q, 1), cap << 1);

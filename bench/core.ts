@@ -5,7 +5,10 @@
  * and peak memory. Figures go to BENCHMARKS.md; nothing here asserts.
  *
  *   node dist/bench-core.js [--spans 1000000] [--runs 3] [--rate 50000] [--shards 1] [--model-runs 1] [--wasm FILE]
+ *                           [--records-only] [--profile-warm FILE.cpuprofile]
  */
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import { parseArgs } from "node:util";
 import type { ESpan } from "../contract/espan.ts";
 import type { LinkConfig } from "../src/linker/config.ts";
@@ -31,6 +34,12 @@ const { values: args } = parseArgs({
     wasm: { type: "string" },
     /** Stop after the engine's runs on pre-encoded records (for profiling the engine alone). */
     "records-only": { type: "boolean", default: false },
+    /**
+     * Write a CPU profile of the warm runs only (open in Chrome DevTools; build the engine with
+     * names for it: `npx asc assembly/index.ts --target release --debug -o F`, then `--wasm F`).
+     * `node --cpu-prof` would mix in generation, encoding and the cold runs' page faults.
+     */
+    "profile-warm": { type: "string" },
   },
 });
 const N = Number(args.spans);
@@ -172,11 +181,22 @@ const coldRuns: Run[] = [];
 const engineRuns: Run[] = [];
 const describe = (run: Run) =>
   `${(total / run.seconds / 1e6).toFixed(2)}M spans/s (ingest ${(run.ingestMs! / 1000).toFixed(2)} s, timers ${(run.tickMs! / 1000).toFixed(2)} s, after the stream ${(run.seconds - (run.ingestMs! + run.tickMs!) / 1000).toFixed(2)} s)`;
+const profiler = args["profile-warm"] ? new Session() : undefined;
+if (profiler) {
+  profiler.connect();
+  await profiler.post("Profiler.enable");
+  await profiler.post("Profiler.setSamplingInterval", { interval: 100 });
+}
 for (let r = 0; r < runs; r++) {
   const e = new LinkerEngine(module, CFG);
   coldRuns.push(runEngineRecords(e, encoded, at));
   e.reset({ keepTables: true });
+  await profiler?.post("Profiler.start");
   engineRuns.push(runEngineRecords(e, encoded, at));
+  if (profiler) {
+    const { profile } = await profiler.post("Profiler.stop");
+    writeFileSync(r === 0 ? args["profile-warm"]! : `${args["profile-warm"]}.${r}`, JSON.stringify(profile));
+  }
   console.error(`engine run ${r + 1}/${runs}: cold ${describe(coldRuns[r])}; warm ${describe(engineRuns[r])}`);
 }
 let peakRss = process.resourceUsage().maxRSS * 1024;
