@@ -101,7 +101,26 @@ export class TraceStore extends DurableObject<Env> {
     // No transactionSync: its savepoint made SQLite copy every page it touched to a statement
     // journal first (a temp file: pwrite per page, an inode per transaction; measured ~4% of
     // workerd's CPU under the ingest bench). The writes below have no await between them, so
-    // they commit together with the event (Durable Objects' write coalescing).
+    // they commit together with the event (Durable Objects' write coalescing). But a throw does
+    // not undo them (checked in workerd: rows written before a throw in the same event stay),
+    // and the caller's retry would then skip those rows as stored before, leaving them out of
+    // their traces' summaries: so a failed write has its traces summarised again from what it
+    // did store, before the error goes on.
+    try {
+      return await this.write(rows, n, now);
+    } catch (err) {
+      try {
+        this.resummarise(rows, n);
+      } catch {
+        // Storage refuses writes altogether: the summaries stay short by what was stored, and
+        // the first error is the one to report.
+      }
+      throw err;
+    }
+  }
+
+  private async write(rows: StoreRows, n: number, now: number): Promise<number> {
+    const width = STORE_COLUMNS.length;
     const fresh: FreshRow[] = [];
     for (let i = 0; i < n; i += ROWS_PER_INSERT) {
       const k = Math.min(ROWS_PER_INSERT, n - i);
@@ -144,6 +163,30 @@ export class TraceStore extends DurableObject<Env> {
 
   private rowidOf(traceId: string, spanId: string): number {
     return this.sql.exec<{ r: number }>("SELECT rowid AS r FROM stored_spans WHERE trace_id = ? AND span_id = ?", traceId, spanId).toArray()[0]?.r ?? 0;
+  }
+
+  /**
+   * The summary rows and services of the traces of `rows` (n spans), recomputed from the spans
+   * stored: exact whatever part of a failed write got stored. Ties of the earliest span go to
+   * the one stored first, as in `summarise`.
+   */
+  private resummarise(rows: StoreRows, n: number): void {
+    const width = STORE_COLUMNS.length;
+    const ids = new Set<string>();
+    for (let i = 0; i < n; i++) ids.add(rows[i * width] as string);
+    const traces = JSON.stringify([...ids]);
+    this.sql.exec(
+      `INSERT INTO traces (trace_id, start_ms, root_service, root_operation, span_count, stored_at)
+       SELECT s.trace_id, s.start_ms, s.service, s.operation, (SELECT count(*) FROM stored_spans c WHERE c.trace_id = s.trace_id), ?2
+       FROM json_each(?1) j JOIN stored_spans s
+         ON s.rowid = (SELECT e.rowid FROM stored_spans e WHERE e.trace_id = j.value ORDER BY e.start_ms, e.rowid LIMIT 1)
+       WHERE true
+       ON CONFLICT(trace_id) DO UPDATE SET start_ms = excluded.start_ms, root_service = excluded.root_service,
+         root_operation = excluded.root_operation, span_count = excluded.span_count, stored_at = excluded.stored_at`,
+      traces, Date.now());
+    this.sql.exec(`INSERT OR IGNORE INTO trace_service_rows (service, trace_row)
+      SELECT DISTINCT s.service, t.rowid FROM json_each(?1) j JOIN traces t ON t.trace_id = j.value JOIN stored_spans s ON s.trace_id = j.value`,
+      traces);
   }
 
   /**

@@ -96,6 +96,30 @@ describe("the trace store", () => {
     expect(summary.span_count).toBe(3);
   });
 
+  it("a write that fails part-way keeps what it stored in its traces' summaries, and its retry adds nothing twice", async () => {
+    const stub = bindings.TRACE_STORE.get(bindings.TRACE_STORE.idFromName("store-test-failed-write"));
+    expect(await stub.putSpans(rowsOf(linked.slice(0, 1)))).toBe(1);
+    await runInDurableObject(stub, async (instance: TraceStore) => {
+      // The spans are stored, then the summary step throws (as a full disk would).
+      const store = instance as unknown as { summarise(...a: unknown[]): void };
+      const summarise = store.summarise;
+      store.summarise = () => {
+        throw new Error("disk full");
+      };
+      await expect(instance.putSpans(rowsOf(linked))).rejects.toThrow("disk full");
+      store.summarise = summarise;
+    });
+    const first = linked.reduce((a, s) => (BigInt(s.start_ns) < BigInt(a.start_ns) ? s : a));
+    const want = {
+      trace_id: trace, start_ms: startMs(first.start_ns), root_service: first.service, root_operation: first.operation ?? "",
+      span_count: linked.length, services: [...new Set(linked.map((s) => s.service))].sort(),
+    };
+    expect(await stub.listTraces({ limit: 10 })).toEqual([want]);
+    // The caller retries the write: every span was stored before, nothing changes.
+    expect(await stub.putSpans(rowsOf(linked))).toBe(0);
+    expect(await stub.listTraces({ limit: 10 })).toEqual([want]);
+  });
+
   it("finds spans by id in sorted segments and in the rows not indexed yet, through retention and an emptied table", async () => {
     const stub = bindings.TRACE_STORE.get(bindings.TRACE_STORE.idFromName("store-test-span-index"));
     await runInDurableObject(stub, (_instance: TraceStore, state) => {
