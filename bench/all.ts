@@ -112,10 +112,13 @@ round runs the stream on a new instance (cold), resets it keeping its tables' si
 again (warm). Cold runs pay for the kernel faulting in ~100 MB of fresh WebAssembly memory, which
 on this VM alone costs about as much as the engine's work, and for growing the tables (a rehash
 reads each entry's record).
-Where the time goes (\`node --cpu-prof\` on a build with names): the frees after each window
-(table removals), the decision walks, table probes and inserts, the timers, i.e. random accesses
-into ~100 MB at a million held spans; the table buckets a batch will probe, and those the frees
-will clear, are loaded ahead in tight loops (group prefetching) so the misses overlap.
+Where the time goes (\`--profile-warm FILE\` on a build with names profiles the warm runs alone):
+the frees after each window (table removals), the decision walks, table probes and inserts, the
+timers, i.e. random accesses into ~100 MB at a million held spans; the table buckets a batch will
+probe, and those the frees will clear, are loaded ahead in tight loops (group prefetching) so the
+misses overlap. The same stream with a 1 s window (\`--window 1000 --settle 500\`, ~50k held spans)
+runs at about the same warm rate, and transparent huge pages changed nothing on this VM: what is
+left is work per span, not the size of the held state.
 Memory: 64-byte records and 48-byte app contexts in pool pages of 64/192 KiB carved from the
 regions growing tables leave behind; hash tables of 64-byte buckets (12 one-byte tags compared
 with SIMD, an overflow count, 12 record indices; after Facebook's F14), grown by half at 80% load;
