@@ -72,7 +72,7 @@ function fifoGrow(q: u32): void {
   const all = <usize>len * size;
   memory.copy(next, base + head, all - head);
   memory.copy(next + all - head, base, head);
-  freeRegion(<usize>hget(fw(q, 0)), <usize>cap * size);
+  freeRegion(base, <usize>cap * size);
   hset(fw(q, 0), <u64>next);
   hset(fw(q, 1), cap << 1);
   hset(fw(q, 2), 0);
