@@ -299,6 +299,12 @@ static struct espan_loader *open_strategy(const struct espan_opts *o, int strate
 		fail(e, err, "configure ring buffer", "cannot size the ring buffer to %u bytes", ring);
 		goto cleanup;
 	}
+	/* Maps of strategy 2 only (strategy 1 keeps a socket's state in its sk storage and reads
+	 * the syscall's buffer from pt_regs): one entry, not 65536 and 16384 preallocated. */
+	if (strategy == ESPAN_STRATEGY_TP_BTF) {
+		bpf_map__set_max_entries(l->skel->maps.conns, 1);
+		bpf_map__set_max_entries(l->skel->maps.stashes, 1);
+	}
 
 	bpf_object__for_each_program(prog, l->skel->obj)
 	{
