@@ -162,12 +162,20 @@ export interface AgentSnapshot {
   programs: { name: string; runCount: number; runTimeNs: number }[];
 }
 
-export type AgentRequest = { id: number; cmd: "snapshot" } | { id: number; cmd: "traced"; pid: number } | { id: number; cmd: "stop" };
+/** attach/detach: the programs on or off, the agent process alive and warm (the benchmark's runs
+ * without the capture alternate with runs with it on one agent). */
+export type AgentRequest =
+  | { id: number; cmd: "snapshot" }
+  | { id: number; cmd: "traced"; pid: number }
+  | { id: number; cmd: "attach" }
+  | { id: number; cmd: "detach" }
+  | { id: number; cmd: "stop" };
 export type AgentReply =
   | { kind: "ready"; strategy: string; startMs: number }
   | { kind: "error"; message: string }
   | { id: number; kind: "snapshot"; snapshot: AgentSnapshot }
   | { id: number; kind: "traced"; ok: boolean }
+  | { id: number; kind: "attached" | "detached" }
   | { id: number; kind: "stopped" };
 
 function snapshot(agent: Agent): AgentSnapshot {
@@ -229,6 +237,10 @@ function captureOnlyRole(strategy: Strategy | "auto"): void {
     else if (m.cmd === "traced") {
       cap.addPid(m.pid, trace);
       send({ id: m.id, kind: "traced", ok: true });
+    } else if (m.cmd === "attach" || m.cmd === "detach") {
+      if (m.cmd === "attach") cap.attach();
+      else cap.detach();
+      send({ id: m.id, kind: `${m.cmd}ed` });
     } else if (m.cmd === "stop") {
       cap.stop();
       cap.close();
@@ -259,6 +271,13 @@ function agentRole(sink: string, selectVar: string, strategy: Strategy | "auto",
       let ok = false;
       while (!(ok = (agent.drain(), agent.directory.isTraced(m.pid))) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
       send({ id: m.id, kind: "traced", ok });
+    } else if (m.cmd === "attach" || m.cmd === "detach") {
+      if (m.cmd === "attach") agent.capture.attach();
+      else {
+        agent.capture.detach();
+        agent.drain(); // what the programs wrote before
+      }
+      send({ id: m.id, kind: `${m.cmd}ed` });
     } else if (m.cmd === "stop") {
       await agent.stop(2000);
       process.send!({ id: m.id, kind: "stopped" } satisfies AgentReply, undefined, undefined, () => process.exit(0));

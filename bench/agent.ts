@@ -1,10 +1,16 @@
 /**
  * The agent's overhead: a traced HTTP server and client on loopback (wrk, or a Node keep-alive
  * client when wrk is missing, against a Node HTTP server), with and without the agent in the
- * same run, alternating (rounds go without→with, then with→without, so that drift on a shared
- * machine hits both alike). Reports, medians of the rounds:
+ * same run. Each round starts a fresh agent, warms it up, then runs --pairs pairs of short loads:
+ * one with its BPF programs detached (the agent process alive and idle) and one attached, in
+ * alternating order (without→with, then with→without). A pair's runs are seconds apart, so drift
+ * on the shared 2-core VM (the without-agent rate of one 10 s run swung 2,851 → 1,784 req/s
+ * between rounds) hits both alike. Reports:
  *
- * - requests/s with and without the agent, their ratio and the throughput loss
+ * - requests/s with and without the agent, and the throughput loss: the median of every pair's
+ *   ratio over all rounds, with its spread (quartiles and range of the pairs' losses). An idle
+ *   agent's own CPU (~0.3% of a core) counts in "without"
+ * - the other figures: medians of the rounds, each summed over the round's attached runs
  * - BPF run time per request (BPF_ENABLE_STATS via the addon's runStats: the sum of every
  *   program's run_time_ns over the load, / requests); "net" subtracts what the programs spent
  *   on the rest of the machine, measured with the agent attached and no load just before
@@ -20,10 +26,12 @@
  *
  * Figures go to BENCHMARKS.md; nothing here asserts. Needs root and the built addon.
  *
- *   node dist/bench-agent.js [--seconds 10] [--rounds 3] [--connections 16] [--threads 2]
+ *   node dist/bench-agent.js [--seconds 5] [--rounds 3] [--pairs 4] [--connections 16] [--threads 2]
  *                            [--client auto|wrk|node] [--strategy auto|tp_btf|fd_lookup] [--json]
- *                            [--capture-only]        (a third phase: the BPF capture without the agent's JS)
+ *                            [--capture-only]        (also an agent per round that only drains the
+ *                                                     ring: the BPF capture without the agent's JS)
  *                            [--agent-profile DIR]   (a V8 CPU profile of each agent process)
+ *                            [--agent-node-args "A B"] (more node options for the agent processes)
  *                            [--server-work US]      (the server does ~US µs of JSON work per
  *                                                     request; default 0: hello world)
  *                            [--drain-ms MS]         (the agent's ring-buffer drain period; default:
@@ -41,8 +49,10 @@ import { machine, median } from "./report.ts";
 
 const { values: args } = parseArgs({
   options: {
-    seconds: { type: "string", default: "10" },
+    seconds: { type: "string", default: "5" },
     rounds: { type: "string", default: "3" },
+    /** Pairs of runs (without, with the capture attached) on each round's agent. */
+    pairs: { type: "string", default: "4" },
     connections: { type: "string", default: "16" },
     threads: { type: "string", default: "2" },
     client: { type: "string", default: "auto" },
@@ -54,6 +64,8 @@ const { values: args } = parseArgs({
     "capture-only": { type: "boolean", default: false },
     /** Write a V8 CPU profile of each agent process (node --cpu-prof) into this directory. */
     "agent-profile": { type: "string" },
+    /** More node options for each agent process, space-separated (e.g. "--trace-gc"). */
+    "agent-node-args": { type: "string" },
     /** µs of JSON work the server does per request (0: hello world). */
     "server-work": { type: "string", default: "0" },
     /** The agent's drain period (ms); default: the pipeline's own. */
@@ -115,12 +127,17 @@ interface WithAgent extends Load {
 }
 
 interface Round {
+  /** The runs with the programs detached, summed. */
   without: Load;
+  /** The runs with them attached, summed. */
   with: WithAgent;
+  /** The median of the pairs' ratios. */
   ratio: number;
-  /** --capture-only: the BPF capture alone. */
+  pairs: Pair[];
+  /** --capture-only: the BPF capture alone (its own agent process and pairs). */
   capture?: WithAgent;
   captureRatio?: number;
+  capturePairs?: Pair[];
 }
 
 // ---- child processes ----
@@ -167,8 +184,8 @@ class AgentProcess {
     const argv = ["--role", "agent", "--sink", sink, "--select-var", SELECT_VAR, "--strategy", strategy, ...(captureOnly ? ["--capture-only-role"] : []),
       ...(args["drain-ms"] ? ["--drain-ms", args["drain-ms"]] : [])];
     const child = fork(SELF, argv, {
-      stdio: ["ignore", "ignore", "inherit", "ipc"],
-      execArgv: profile ? ["--cpu-prof", "--cpu-prof-dir", profile] : [],
+      stdio: ["ignore", 2, "inherit", "ipc"],
+      execArgv: [...(profile ? ["--cpu-prof", "--cpu-prof-dir", profile] : []), ...(args["agent-node-args"]?.split(/\s+/).filter(Boolean) ?? [])],
     });
     return new Promise((resolve, reject) => {
       child.once("message", (m: AgentReply) => {
@@ -179,7 +196,7 @@ class AgentProcess {
     });
   }
 
-  private ask(req: Omit<AgentRequest, "id">): Promise<AgentReply> {
+  ask(req: Omit<AgentRequest, "id">): Promise<AgentReply> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
@@ -244,6 +261,8 @@ interface Bench {
   serverWorkUs: number;
   /** Seconds of load on each fresh agent before the measured load. */
   agentWarmupS: number;
+  /** Pairs of runs (without, with) on each agent. */
+  pairs: number;
 }
 
 /** One load run; `beforeRelease` runs once the client process exists, before its first request. */
@@ -278,7 +297,19 @@ async function settled(agent: AgentProcess, from: AgentSnapshot): Promise<AgentS
   return last;
 }
 
-async function withAgent(b: Bench, sink: string, strategy: string, idleS: number, warmupS: number, captureOnly = false): Promise<WithAgent> {
+/** One run of a pair: requests/s without the capture and with it, on one warm agent. */
+interface Pair {
+  without: number;
+  with: number;
+  ratio: number;
+}
+
+/**
+ * One fresh agent: attached, its idle cost, a warm-up load (its fresh figure), then `pairs` pairs of
+ * loads, each a run with the programs detached (the agent process idle) and one attached, in
+ * alternating order. The figures of the attached runs are summed; each pair gives a ratio.
+ */
+async function withAgent(b: Bench, sink: string, strategy: string, idleS: number, warmupS: number, captureOnly = false): Promise<{ traced: WithAgent; without: Load; pairs: Pair[] }> {
   const { agent, strategy: loaded, startMs } = await AgentProcess.start(sink, strategy, captureOnly);
   try {
     await agent.traced(b.serverPid);
@@ -297,50 +328,91 @@ async function withAgent(b: Bench, sink: string, strategy: string, idleS: number
       const w1 = await settled(agent, await agent.snapshot());
       fresh = (w1.cpuUs - w0.cpuUs) / (w1.spans - w0.spans);
     }
-    let sA!: AgentSnapshot;
-    const load = await runLoad(b, b.seconds, async (pid) => {
-      await agent.traced(pid);
-      sA = await agent.snapshot();
-    });
-    const sB = await agent.snapshot();
-    // Until every span of the load has been produced and shipped (its CPU counts too).
-    const sC = await settled(agent, sB);
-    const spans = sC.spans - sA.spans;
-    const [b0, b1, bA, bB] = [s0, s1, sA, sB].map(bpfTotals);
+    const sum = { requests: 0, errors: 0, seconds: 0, spans: 0, records: 0, drops: 0, bpfNs: 0, bpfRuns: 0, cpuUs: 0, sysUs: 0, loadCpuUs: 0, loadMs: 0, queued: 0 };
+    const off = { requests: 0, errors: 0, seconds: 0 };
+    const progNs = new Map<string, { ns: number; runs: number }>();
+    const pairs: Pair[] = [];
+    let sC!: AgentSnapshot;
+    for (let p = 0; p < b.pairs; p++) {
+      let withRps = 0;
+      let withoutRps = 0;
+      for (const phase of p % 2 === 0 ? ["without", "with"] : ["with", "without"]) {
+        if (phase === "without") {
+          await agent.ask({ cmd: "detach" });
+          const l = await runLoad(b, b.seconds);
+          await agent.ask({ cmd: "attach" });
+          off.requests += l.requests;
+          off.errors += l.errors;
+          off.seconds += l.seconds;
+          withoutRps = l.rps;
+          continue;
+        }
+        let sA!: AgentSnapshot;
+        const load = await runLoad(b, b.seconds, async (pid) => {
+          await agent.traced(pid);
+          sA = await agent.snapshot();
+        });
+        const sB = await agent.snapshot();
+        // Until every span of the load has been produced and shipped (its CPU counts too).
+        sC = await settled(agent, sB);
+        const [bA, bB] = [sA, sB].map(bpfTotals);
+        sum.requests += load.requests;
+        sum.errors += load.errors;
+        sum.seconds += load.seconds;
+        sum.spans += sC.spans - sA.spans;
+        sum.records += sB.records - sA.records;
+        sum.drops += sC.drops - sA.drops;
+        sum.bpfNs += bB.ns - bA.ns;
+        sum.bpfRuns += bB.runs - bA.runs;
+        sum.cpuUs += sC.cpuUs - sA.cpuUs;
+        sum.sysUs += sC.sysUs - sA.sysUs;
+        sum.loadCpuUs += sB.cpuUs - sA.cpuUs;
+        sum.loadMs += sB.atMs - sA.atMs;
+        sum.queued = Math.max(sum.queued, sB.queued);
+        const before = new Map(sA.programs.map((x) => [x.name, x]));
+        for (const x of sB.programs) {
+          const t = progNs.get(x.name) ?? { ns: 0, runs: 0 };
+          t.ns += x.runTimeNs - (before.get(x.name)?.runTimeNs ?? 0);
+          t.runs += x.runCount - (before.get(x.name)?.runCount ?? 0);
+          progNs.set(x.name, t);
+        }
+        withRps = load.rps;
+      }
+      pairs.push({ without: withoutRps, with: withRps, ratio: withRps / withoutRps });
+    }
+    const [b0, b1] = [s0, s1].map(bpfTotals);
     const bgNsPerSec = ((b1.ns - b0.ns) / (s1.atMs - s0.atMs)) * 1000;
-    const loadMs = sB.atMs - sA.atMs;
-    const byName = new Map(sA.programs.map((p) => [p.name, p]));
-    return {
-      ...load,
+    const traced: WithAgent = {
+      requests: sum.requests,
+      errors: sum.errors,
+      seconds: sum.seconds,
+      rps: sum.requests / sum.seconds,
       strategy: loaded,
       agentStartMs: startMs,
-      spans,
-      spansPerRequest: spans / load.requests,
-      recordsPerRequest: (sB.records - sA.records) / load.requests,
-      ringDrops: sC.drops - sA.drops,
-      bpfNsPerRequest: (bB.ns - bA.ns) / load.requests,
-      bpfNsPerRequestNet: (bB.ns - bA.ns - (bgNsPerSec * loadMs) / 1000) / load.requests,
-      bpfRunsPerRequest: (bB.runs - bA.runs) / load.requests,
+      spans: sum.spans,
+      spansPerRequest: sum.spans / sum.requests,
+      recordsPerRequest: sum.records / sum.requests,
+      ringDrops: sum.drops,
+      bpfNsPerRequest: sum.bpfNs / sum.requests,
+      bpfNsPerRequestNet: (sum.bpfNs - (bgNsPerSec * sum.loadMs) / 1000) / sum.requests,
+      bpfRunsPerRequest: sum.bpfRuns / sum.requests,
       bpfBackgroundNsPerSec: bgNsPerSec,
-      agentCpuUsPerSpan: (sC.cpuUs - sA.cpuUs) / spans,
-      agentSysUsPerSpan: (sC.sysUs - sA.sysUs) / spans,
+      agentCpuUsPerSpan: sum.cpuUs / sum.spans,
+      agentSysUsPerSpan: sum.sysUs / sum.spans,
       agentCpuUsPerSpanFresh: fresh,
-      agentCpuPct: ((sB.cpuUs - sA.cpuUs) / 1000 / loadMs) * 100,
+      agentCpuPct: (sum.loadCpuUs / 1000 / sum.loadMs) * 100,
       agentIdleCpuPct: ((s1.cpuUs - s0.cpuUs) / 1000 / (s1.atMs - s0.atMs)) * 100,
       agentRssMiB: sC.rss / 2 ** 20,
       agentPeakRssMiB: sC.maxRss / 2 ** 20,
       agentHeapUsedMiB: sC.heapUsed / 2 ** 20,
       agentIdleRssMiB: s1.rss / 2 ** 20,
-      queuedAtLoadEnd: sB.queued,
-      programs: sB.programs
-        .map((p) => ({
-          name: p.name,
-          nsPerRequest: (p.runTimeNs - (byName.get(p.name)?.runTimeNs ?? 0)) / load.requests,
-          runsPerRequest: (p.runCount - (byName.get(p.name)?.runCount ?? 0)) / load.requests,
-        }))
-        .filter((p) => p.runsPerRequest > 0)
+      queuedAtLoadEnd: sum.queued,
+      programs: [...progNs]
+        .map(([name, t]) => ({ name, nsPerRequest: t.ns / sum.requests, runsPerRequest: t.runs / sum.requests }))
+        .filter((x) => x.runsPerRequest > 0)
         .sort((x, y) => y.nsPerRequest - x.nsPerRequest),
     };
+    return { traced, without: { ...off, rps: off.requests / off.seconds }, pairs };
   } finally {
     await agent.stop();
   }
@@ -350,14 +422,30 @@ async function withAgent(b: Bench, sink: string, strategy: string, idleS: number
 
 const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d }) : "n/a");
 
+/** The spread of the pairs' throughput loss, %: quartiles and extremes (losses sorted). */
+function lossSpread(pairs: Pair[]) {
+  const loss = pairs.map((p) => (1 - p.ratio) * 100).sort((x, y) => x - y);
+  const q = (f: number) => {
+    const i = (loss.length - 1) * f;
+    const lo = Math.floor(i);
+    return loss[lo] + (loss[Math.min(lo + 1, loss.length - 1)] - loss[lo]) * (i - lo);
+  };
+  return { pairs: loss.length, min: loss[0], p25: q(0.25), median: q(0.5), p75: q(0.75), max: loss[loss.length - 1] };
+}
+
 function summarize(rounds: Round[]) {
   const m = (f: (r: Round) => number) => median(rounds.map(f));
-  const ratio = m((r) => r.ratio);
+  // The loss is the median over every pair of every round: a pair's two runs are seconds apart,
+  // so drift on the shared machine hits both; its spread says how far one pair can be trusted.
+  const allPairs = rounds.flatMap((r) => r.pairs);
+  const ratio = median(allPairs.map((p) => p.ratio));
+  const capPairs = rounds.flatMap((r) => r.capturePairs ?? []);
   const cap = rounds.every((r) => r.capture)
     ? {
         rps: m((r) => r.capture!.rps),
-        throughputRatio: m((r) => r.captureRatio!),
-        throughputLossPct: (1 - m((r) => r.captureRatio!)) * 100,
+        throughputRatio: median(capPairs.map((p) => p.ratio)),
+        throughputLossPct: (1 - median(capPairs.map((p) => p.ratio))) * 100,
+        lossSpread: lossSpread(capPairs),
         bpfNsPerRequest: m((r) => r.capture!.bpfNsPerRequest),
         bpfNsPerRequestNet: m((r) => r.capture!.bpfNsPerRequestNet),
         recordsPerRequest: m((r) => r.capture!.recordsPerRequest),
@@ -365,10 +453,11 @@ function summarize(rounds: Round[]) {
       }
     : undefined;
   return {
-    rpsWithout: m((r) => r.without.rps),
-    rpsWith: m((r) => r.with.rps),
+    rpsWithout: median(allPairs.map((p) => p.without)),
+    rpsWith: median(allPairs.map((p) => p.with)),
     throughputRatio: ratio,
     throughputLossPct: (1 - ratio) * 100,
+    lossSpread: lossSpread(allPairs),
     bpfNsPerRequest: m((r) => r.with.bpfNsPerRequest),
     bpfNsPerRequestNet: m((r) => r.with.bpfNsPerRequestNet),
     bpfRunsPerRequest: m((r) => r.with.bpfRunsPerRequest),
@@ -396,7 +485,7 @@ function printSummary(b: Bench, rounds: Round[], s: ReturnType<typeof summarize>
   const la = (x: number[]) => x.map((v) => v.toFixed(2)).join(" ");
   const client = b.client === "wrk" ? `wrk -t${b.threads} -c${b.connections}` : `Node keep-alive client, ${b.connections} connections`;
   const server = b.serverWorkUs > 0 ? `Node HTTP server doing ~${b.serverWorkUs} µs of JSON work per request` : "hello-world Node HTTP server";
-  console.log(`espan agent benchmark: ${client} → ${server} on loopback, both traced; ${b.seconds} s × ${rounds.length} rounds, alternating`);
+  console.log(`espan agent benchmark: ${client} → ${server} on loopback, both traced; ${rounds.length} rounds (a fresh agent each), ${b.pairs} pairs of ${b.seconds} s runs each, alternating`);
   console.log(`machine: ${machine()}`);
   console.log(`load average: ${la(load.start)} at start, ${la(load.end)} at end; seq strategy ${rounds[0]?.with.strategy}`);
   console.log("");
@@ -406,6 +495,8 @@ function printSummary(b: Bench, rounds: Round[], s: ReturnType<typeof summarize>
   row("requests/s without the agent", (r) => fmt(r.without.rps), fmt(s.rpsWithout));
   row("requests/s with the agent", (r) => fmt(r.with.rps), fmt(s.rpsWith));
   row("throughput with / without", (r) => fmt(r.ratio, 3), fmt(s.throughputRatio, 3));
+  const ls = s.lossSpread;
+  console.log(`  loss over ${ls.pairs} pairs: median ${fmt(ls.median, 1)}%, quartiles ${fmt(ls.p25, 1)}–${fmt(ls.p75, 1)}%, range ${fmt(ls.min, 1)}–${fmt(ls.max, 1)}%`);
   if (s.captureOnly) {
     row("requests/s, capture alone", (r) => fmt(r.capture!.rps), fmt(s.captureOnly.rps));
     row("  throughput / without", (r) => fmt(r.captureRatio!, 3), fmt(s.captureOnly.throughputRatio, 3));
@@ -441,7 +532,7 @@ function printSummary(b: Bench, rounds: Round[], s: ReturnType<typeof summarize>
   console.log("targets (reported, not asserted):");
   console.log(`  BPF ≤ ${TARGETS.bpfNsPerRequest / 1000} µs per request, both sides traced: ${fmt(s.bpfNsPerRequest / 1000, 2)} µs (net ${fmt(s.bpfNsPerRequestNet / 1000, 2)}): ${verdict(s.bpfNsPerRequest <= TARGETS.bpfNsPerRequest)}`);
   console.log(`  agent CPU ≤ ${TARGETS.agentCpuUsPerSpan} µs per span: ${fmt(s.agentCpuUsPerSpan, 2)} µs: ${verdict(s.agentCpuUsPerSpan <= TARGETS.agentCpuUsPerSpan)}`);
-  console.log(`  throughput loss ≤ ${TARGETS.throughputLossPct}% at saturation: ${fmt(s.throughputLossPct, 1)}%: ${verdict(s.throughputLossPct <= TARGETS.throughputLossPct)}` +
+  console.log(`  throughput loss ≤ ${TARGETS.throughputLossPct}% at saturation: ${fmt(s.throughputLossPct, 1)}% (median of ${ls.pairs} pairs, quartiles ${fmt(ls.p25, 1)}–${fmt(ls.p75, 1)}%): ${verdict(s.throughputLossPct <= TARGETS.throughputLossPct)}` +
     (s.captureOnly ? ` (the capture alone: ${fmt(s.captureOnly.throughputLossPct, 1)}%)` : ""));
 }
 
@@ -466,9 +557,11 @@ async function main(): Promise<void> {
   const agentWarmupS = Number(args["agent-warmup"]);
   if (!Number.isFinite(agentWarmupS) || agentWarmupS < 0) throw new Error("--agent-warmup: expected seconds >= 0");
   const server = await startServerChild("server", clientEnv, ["--server-work", String(serverWorkUs)]);
+  const pairs = Number(args.pairs);
+  if (!Number.isInteger(pairs) || pairs < 1) throw new Error("--pairs: expected an integer >= 1");
   const b: Bench = {
     client: pickClient(args.client!), port: server.port, seconds, clientEnv, serverPid: server.child.pid!,
-    connections: Number(args.connections), threads: Number(args.threads), serverWorkUs, agentWarmupS,
+    connections: Number(args.connections), threads: Number(args.threads), serverWorkUs, agentWarmupS, pairs,
   };
   const sinkUrl = `http://127.0.0.1:${sink.port}`;
   const rounds: Round[] = [];
@@ -478,25 +571,23 @@ async function main(): Promise<void> {
       await runLoad(b, warmupS);
     }
     const strategy = args.strategy as Strategy | "auto";
-    const phases = args["capture-only"] ? ["without", "capture", "with"] : ["without", "with"];
+    const phases = args["capture-only"] ? ["capture", "with"] : ["with"];
     for (let r = 0; r < nRounds; r++) {
-      let without: Load | undefined;
-      let traced: WithAgent | undefined;
-      let capture: WithAgent | undefined;
+      let full: Awaited<ReturnType<typeof withAgent>> | undefined;
+      let cap: Awaited<ReturnType<typeof withAgent>> | undefined;
       for (const phase of r % 2 === 0 ? phases : [...phases].reverse()) {
-        if (phase === "without") without = await runLoad(b, seconds);
-        else if (phase === "capture") capture = await withAgent(b, sinkUrl, strategy, idleS, 0, true);
-        else traced = await withAgent(b, sinkUrl, strategy, idleS, b.agentWarmupS);
+        if (phase === "capture") cap = await withAgent(b, sinkUrl, strategy, idleS, 0, true);
+        else full = await withAgent(b, sinkUrl, strategy, idleS, b.agentWarmupS);
       }
-      const round: Round = { without: without!, with: traced!, ratio: traced!.rps / without!.rps };
-      if (capture) Object.assign(round, { capture, captureRatio: capture.rps / without!.rps });
+      const round: Round = { without: full!.without, with: full!.traced, ratio: median(full!.pairs.map((p) => p.ratio)), pairs: full!.pairs };
+      if (cap) Object.assign(round, { capture: cap.traced, captureRatio: median(cap.pairs.map((p) => p.ratio)), capturePairs: cap.pairs });
       rounds.push(round);
       log(
-        `round ${r + 1}/${nRounds}: ${fmt(round.without.rps)} req/s without, ${fmt(round.with.rps)} with (×${round.ratio.toFixed(3)}); ` +
+        `round ${r + 1}/${nRounds}: ${fmt(round.without.rps)} req/s without, ${fmt(round.with.rps)} with (pairs ×${round.pairs.map((p) => p.ratio.toFixed(3)).join(" ×")}); ` +
           `BPF ${fmt(round.with.bpfNsPerRequest)} ns/req; agent ${fmt(round.with.agentCpuUsPerSpan, 2)} µs/span` +
           (round.with.agentCpuUsPerSpanFresh !== undefined ? ` (fresh ${fmt(round.with.agentCpuUsPerSpanFresh, 2)})` : "") +
           `, ${fmt(round.with.spans)} spans; ` +
-          (capture ? `capture alone ${fmt(capture.rps)} req/s (×${round.captureRatio!.toFixed(3)}), BPF ${fmt(capture.bpfNsPerRequest)} ns/req; ` : "") +
+          (round.capture ? `capture alone ${fmt(round.capture.rps)} req/s (×${round.captureRatio!.toFixed(3)}), BPF ${fmt(round.capture.bpfNsPerRequest)} ns/req; ` : "") +
           `load average ${loadavg()[0].toFixed(2)}`,
       );
     }

@@ -94,6 +94,9 @@ export interface CaptureStats {
 export interface Capture {
   /** Attach every loaded program. Idempotent. */
   attach(): void;
+  /** Detaches every program (no record from here on); maps, the ring buffer, the pid filter and
+   * the drain stay, so attach() resumes (the agent benchmark's runs without the capture). */
+  detach(): void;
   /** Trace a process (tgid). flags: Layout.pidFlags (default TRACE; TRACE|INHERIT follows forks;
    * EXCLUDE keeps it out even with traceAll). The kernel removes a pid when it exits. */
   addPid(pid: number, flags?: number): void;

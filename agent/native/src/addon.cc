@@ -75,6 +75,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
         env, "Capture",
         {
             InstanceMethod("attach", &Capture::Attach),
+            InstanceMethod("detach", &Capture::Detach),
             InstanceMethod("addPid", &Capture::AddPid),
             InstanceMethod("removePid", &Capture::RemovePid),
             InstanceMethod("setTraceAll", &Capture::SetTraceAll),
@@ -140,6 +141,11 @@ class Capture : public Napi::ObjectWrap<Capture> {
   Napi::Value Attach(const Napi::CallbackInfo& info) {
     espan_error e{};
     if (espan_attach(Need(info.Env()), &e)) throw LoaderError(info.Env(), e);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Detach(const Napi::CallbackInfo& info) {
+    espan_detach(Need(info.Env()));
     return info.Env().Undefined();
   }
 

@@ -431,6 +431,11 @@ int espan_attach(struct espan_loader *l, struct espan_error *e)
 	return 0;
 }
 
+void espan_detach(struct espan_loader *l)
+{
+	detach_all(l);
+}
+
 bool espan_attached(const struct espan_loader *l)
 {
 	return l->nlinks > 0;

@@ -75,6 +75,8 @@ void espan_close(struct espan_loader *l);
 int espan_strategy(const struct espan_loader *l); /* the one loaded */
 const char *espan_strategy_name(int strategy);
 bool espan_attached(const struct espan_loader *l);
+/* Detaches every program; maps, the ring and the pid filter stay (attach again to resume). */
+void espan_detach(struct espan_loader *l);
 
 int espan_pid_set(struct espan_loader *l, uint32_t tgid, uint32_t flags);
 int espan_pid_del(struct espan_loader *l, uint32_t tgid);
