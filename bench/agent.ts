@@ -600,7 +600,7 @@ async function main(): Promise<void> {
   if (args.json) {
     console.log(JSON.stringify({
       machine: machine(), loadAverage: load, client: b.client, connections: b.connections, threads: b.threads, serverWorkUs, agentWarmupS,
-      seconds, rounds, median: summary, targets: TARGETS,
+      seconds, pairs: b.pairs, rounds, median: summary, targets: TARGETS,
     }, null, 2));
   } else {
     printSummary(b, rounds, summary, load);

@@ -192,6 +192,26 @@ describe("stats and batching", () => {
     expect(busy.every((p) => p.runTimeNs > 0)).toBe(true);
   });
 
+  it("detach() stops the records and attach() brings them back, on the same capture", async () => {
+    const blastOnce = async () => {
+      const g = spawnGated("python3", [helperPath("blast.py"), "20", "512"]);
+      session.cap.addPid(g.pid);
+      g.release();
+      expect((await g.exited).stdout.trim()).toBe(String(20 * 512));
+      return g.pid;
+    };
+    session.cap.detach();
+    expect(session.cap.stats().attached).toBe(false);
+    const unseen = await blastOnce();
+    await session.waitFor(() => false, 300); // drains for a while: nothing of it may come
+    expect(dataOf(session.records, unseen)).toEqual([]);
+    session.cap.attach();
+    expect(session.cap.stats().attached).toBe(true);
+    const seen = await blastOnce();
+    const sent = () => dataOf(session.records, seen).filter((r) => r.dir === "send").reduce((n, r) => n + r.bytes, 0);
+    expect(await session.waitFor(() => sent() === 20 * 512)).toBe(true);
+  });
+
   it("can be closed from inside its own callback", async () => {
     const cap = open({ strategy: "auto" });
     cap.attach();
