@@ -72,9 +72,9 @@ warmed up by ${r.agentWarmupS} s of the load, then ${r.pairs} pairs of runs with
 (alternating order); the loss is the median of every pair's ratio, the other figures medians of
 the rounds. The agent is a long-running process: V8 optimises its hot code by use, so a fresh
 agent's first seconds cost more per span, for longer at lower span rates. On 2 cores the agent's
-CPU competes with the server and wrk: a hello-world request costs ~50 µs of CPU, and the capture
-alone (BPF, ring drained) loses a few %, so most of that loss is the agent's ~20% of a core;
-it cannot reach 10% unless the agent's CPU per span falls several times. At ~6k spans/s (the
+CPU competes with the server and wrk: a hello-world request costs ~50 µs of CPU; the row "BPF
+capture alone" is what the programs and a bare ring drain lose, the rest is the agent's ~20% of
+a core, and 10% is out of reach unless the agent's CPU per span falls several times. At ~6k spans/s (the
 heavier server) each span carries more of the agent's fixed costs (timers, wake-ups: ~0.3% of a
 core idle), V8 keeps a smaller young generation (more scavenges per span), the agent's short
 bursts are preempted by wrk's wake-ups on the same cores, and the BPF programs run with caches
