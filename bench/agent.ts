@@ -40,7 +40,9 @@
  *                                                     the measured one; default 10, 0: none)
  */
 import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Strategy } from "../agent/native/index.js";
@@ -85,6 +87,8 @@ const { values: args } = parseArgs({
 const TARGETS = { bpfNsPerRequest: 6000, agentCpuUsPerSpan: 5, throughputLossPct: 10 };
 
 const SELF = fileURLToPath(import.meta.url);
+/** The node options `npx espan-agent` runs the agent with: those on bin/espan-agent.js's `#!` line. */
+const AGENT_NODE_FLAGS = readFileSync(join(dirname(SELF), "..", "bin", "espan-agent.js"), "utf8").split("\n")[0].split(/\s+/).filter((w) => w.startsWith("--"));
 const SELECT_VAR = `ESPAN_BENCH_TRACE_${process.pid}`;
 const log = (line: string) => process.stderr.write(`bench-agent: ${line}\n`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -185,7 +189,7 @@ class AgentProcess {
       ...(args["drain-ms"] ? ["--drain-ms", args["drain-ms"]] : [])];
     const child = fork(SELF, argv, {
       stdio: ["ignore", 2, "inherit", "ipc"],
-      execArgv: [...(profile ? ["--cpu-prof", "--cpu-prof-dir", profile] : []), ...(args["agent-node-args"]?.split(/\s+/).filter(Boolean) ?? [])],
+      execArgv: [...AGENT_NODE_FLAGS, ...(profile ? ["--cpu-prof", "--cpu-prof-dir", profile] : []), ...(args["agent-node-args"]?.split(/\s+/).filter(Boolean) ?? [])],
     });
     return new Promise((resolve, reject) => {
       child.once("message", (m: AgentReply) => {

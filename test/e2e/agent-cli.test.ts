@@ -2,7 +2,7 @@
 // `npm run build:cli`) as a subprocess: NDJSON spans on a piped stdout, the status line, a
 // clean stop on SIGINT, and clear errors with exit code 1.
 import { spawn, spawnSync } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateESpan, type ESpan } from "../../contract/espan.ts";
@@ -45,15 +45,18 @@ describe("espan-agent CLI", () => {
     let code: number | null = null;
     let curlPid = 0;
     let child: ReturnType<typeof spawn> | undefined;
+    let nodeArgs: string[] = [];
 
     beforeAll(async () => {
-      child = spawn(process.execPath, [BIN, "--stdout", "--trace-env-list", SELECT_VAR, "--status-interval", "500ms", "--host-name", "cli-host"], {
+      // Run as npx runs it: the file itself, by its #! line (env -S node with the agent's V8 flags).
+      child = spawn(BIN, ["--stdout", "--trace-env-list", SELECT_VAR, "--status-interval", "500ms", "--host-name", "cli-host"], {
         stdio: ["ignore", "pipe", "pipe"],
       });
       child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
       child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
       const exited = new Promise<void>((r) => child!.once("exit", (c) => ((code = c), r())));
       expect(await waitUntil(() => stderr.includes("capturing"), 15_000), stderr).toBe(true);
+      nodeArgs = readFileSync(`/proc/${child.pid}/cmdline`, "utf8").split("\0");
       // Started after the agent: selected from its exec record before it even listens.
       server = await startPythonServer({ host: "127.0.0.1", keepAlive: true, env: selectEnv });
       await sleep(300);
@@ -69,6 +72,12 @@ describe("espan-agent CLI", () => {
     afterAll(async () => {
       if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       await server?.stop();
+    });
+
+    it("runs under node with the agent's V8 flags from its #! line", () => {
+      expect(nodeArgs[0]).toMatch(/(^|\/)node$/);
+      expect(nodeArgs).toContain("--min-semi-space-size=16");
+      expect(nodeArgs).toContain(BIN);
     });
 
     it("prints NDJSON eSpans when stdout is a pipe", () => {
