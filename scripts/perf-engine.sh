@@ -19,6 +19,8 @@ command -v perf >/dev/null || { echo "perf-engine.sh: perf not found (apt-get in
 [ -f dist/bench-core.js ] || { echo "perf-engine.sh: dist/bench-core.js missing (npm run build)" >&2; exit 1; }
 out="$(mktemp -d /tmp/espan-perf.XXXXXX)"
 trap 'rm -rf "$out"' EXIT
+# perf's build-id cache (its copies of the jitted code) goes with the scratch directory, not to ~/.debug.
+perf() { command perf --buildid-dir "$out/.debug" "$@"; }
 npx asc assembly/index.ts --target release --debug -o "$out/engine-names.wasm"
 # jitdump and the .so files perf inject writes go to the working directory.
 (cd "$out" && perf record -q -e cpu-clock -F 4000 -k mono -o perf.data \
