@@ -71,6 +71,12 @@ export interface EngineOptions {
   shards?: number;
 }
 
+/**
+ * The engine aborted: a bug (it never throws on bad input, it counts it). Its memory may be half
+ * updated: the instance is not to be used again.
+ */
+export class EngineBug extends Error {}
+
 export class LinkerEngine {
   readonly shard: number;
   readonly shards: number;
@@ -83,7 +89,7 @@ export class LinkerEngine {
     const instance = new WebAssembly.Instance(module, {
       env: {
         engine_abort(_code: number, line: number) {
-          throw new Error(`linker engine aborted (a bug) at assembly line ${line}`);
+          throw new EngineBug(`linker engine aborted (a bug) at assembly line ${line}`);
         },
       },
     });

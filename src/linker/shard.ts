@@ -18,7 +18,7 @@ import { OtlpExporter } from "../export/otlp-http.ts";
 import { parseBatch, readBodyBytes, spansOfText, utf8, type BatchBytes } from "../ingest/decode.ts";
 import { checkRecords, encodeForParse, SpanParser, type BatchFormat, type DeclineReason } from "../ingest/span-parser.ts";
 import { STORE_COLUMNS, type StoreRows } from "../store/trace-store.ts";
-import { LinkerEngine, type RawResult } from "./engine.ts";
+import { EngineBug, LinkerEngine, type RawResult } from "./engine.ts";
 import { ExportQueues } from "./export-queues.ts";
 import { shardOfTrace } from "./ids.ts";
 import { PeerOutbox } from "./peer-outbox.ts";
@@ -272,7 +272,8 @@ export class LinkerShard extends DurableObject<Env> {
   async alarm(): Promise<void> {
     this.alarmAt = Infinity;
     if (!this.engine) return;
-    this.engine.tick(Date.now());
+    const now = Date.now();
+    this.withEngine((e) => e.tick(now));
     this.handleOutput();
     this.outbox.retryAll();
     if (Date.now() >= this.nextMaintenance) this.maintain();
@@ -328,15 +329,38 @@ export class LinkerShard extends DurableObject<Env> {
    */
   private apply(seq: number, at: number, first: number, count: number, block: () => number, done: Uint8Array): void {
     this.bodies.add(seq, count, block, done);
-    this.engine!.tick(at);
-    this.engine!.ingestRecords(this.parser.records(first, count));
+    this.withEngine((e) => {
+      e.tick(at);
+      e.ingestRecords(this.parser.records(first, count));
+    });
     this.handleOutput();
   }
 
   private applyMessages(at: number, messages: Uint8Array): void {
-    this.engine!.tick(at);
-    this.engine!.accept(messages);
+    this.withEngine((e) => {
+      e.tick(at);
+      e.accept(messages);
+    });
     this.handleOutput();
+  }
+
+  /**
+   * Runs engine work. A bug in the engine (EngineBug) may leave its memory half updated, so the
+   * object restarts (ctx.abort: its memory dropped, its storage kept) and its next request
+   * replays the log, which holds everything accepted. The request at hand fails (5xx) and its
+   * sender retries it; a span logged twice is linked once. A bug that the replay meets again
+   * fails every request (503) until it is fixed: still nothing accepted is lost.
+   */
+  private withEngine(work: (e: LinkerEngine) => void): void {
+    try {
+      work(this.engine!);
+    } catch (e) {
+      if (!(e instanceof EngineBug)) throw e;
+      const reason = `shard ${this.shard}: ${e.message}; restarting from the log`;
+      console.error(reason);
+      this.ctx.abort(reason);
+      throw e; // abort throws already; this keeps the compiler and any other runtime honest
+    }
   }
 
   /** Decided spans to the export queue (or done, when sampled out); messages to the peers. */

@@ -1,7 +1,7 @@
 /**
  * The shards' state survives the loss of every Durable Object instance (memory gone, storage
  * kept: what a restart or an eviction does): replaying the log links what was accepted, and
- * nothing is exported twice.
+ * nothing is exported twice. A bug in a shard's engine restarts that shard the same way.
  */
 import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { expect, it } from "vitest";
@@ -10,6 +10,7 @@ import type { Scenario } from "../scenarios.case.ts";
 // Inside workerd there is no file system: the scenario comes in as a module.
 import chainScenario from "../../../shared/scenarios/chain-3-hop.json";
 import { shardName } from "../../src/env.ts";
+import { EngineBug, type LinkerEngine } from "../../src/linker/engine.ts";
 import { shardOfNet } from "../../src/linker/ids.ts";
 import { LOG_BATCH, LOG_BATCH_DOC, LOG_BATCH_NDJSON, ShardLog } from "../../src/linker/shard-log.ts";
 import { bindings, get, post, settle } from "./helpers.ts";
@@ -42,6 +43,42 @@ it("a trace half accepted before the restart and half after links whole, each sp
   expect(bodyBytes(before).length).toBeGreaterThan(0);
   expect([...bodyBytes(before), ...bodyBytes(after)].every((n) => n === 0)).toBe(true);
   expect((await (await get(`/api/traces/${root.trace_id}`)).json()).spans).toHaveLength(5);
+});
+
+it("a bug in a shard's engine restarts the shard from its log: the request is answered 503, its retry is taken, the trace links whole", async () => {
+  const own = (id: string) => id.replace(/^e/, "d").replace(/^c/, "f");
+  const chain = (chainScenario as unknown as Scenario).spans.map((s) => ({
+    ...s, span_id: own(s.span_id), thread_trace_id: s.thread_trace_id && own(s.thread_trace_id), req_seq: s.req_seq + 11000, resp_seq: s.resp_seq + 11000,
+  })) as ESpan[];
+  expect((await post(JSON.stringify({ spans: chain.slice(0, 3) }))).status).toBe(202);
+  // The homes of the rest that run an engine already: it aborts at their next batch (once, as a
+  // bug would: the restarted shard has a new engine).
+  const shards = Number(bindings.ESPAN_SHARDS);
+  const homes = new Set(chain.slice(3).map((s) => shardOfNet(s.req_seq, s.resp_seq, shards)));
+  let broken = 0;
+  for (const shard of homes) {
+    await runInDurableObject(bindings.LINKER_SHARD.get(bindings.LINKER_SHARD.idFromName(shardName(shard))), (instance) => {
+      const engine = (instance as unknown as { engine?: LinkerEngine }).engine;
+      if (!engine) return;
+      engine.ingestRecords = () => {
+        throw new EngineBug("linker engine aborted (a bug) at assembly line 0");
+      };
+      broken++;
+    });
+  }
+  expect(broken).toBeGreaterThan(0);
+  const statuses: number[] = [];
+  for (let attempt = 0; attempt < 3 && statuses.at(-1) !== 202; attempt++) statuses.push((await post(JSON.stringify({ spans: chain.slice(3) }))).status);
+  expect(statuses).toEqual([503, 202]);
+  await settle();
+  const root = await (await get(`/api/spans/${own("e100000000000001")}`)).json();
+  const trace = await (await get(`/api/traces/${root.trace_id}`)).json();
+  const parents = Object.fromEntries(trace.spans.map((s: { span_id: string; parent_id: string }) => [s.span_id, s.parent_id]));
+  expect(trace.spans).toHaveLength(5); // each span once, though part of the failed request was taken before it failed
+  expect(parents).toEqual({
+    [own("e100000000000001")]: "", [own("c100000000000001")]: own("e100000000000001"), [own("e200000000000002")]: own("c100000000000001"),
+    [own("c200000000000002")]: own("e200000000000002"), [own("e300000000000003")]: own("c200000000000002"),
+  });
 });
 
 it("a log an earlier version wrote (JSON arrays, bodies as they came, in any shape) replays, links and exports", async () => {
