@@ -15,8 +15,29 @@ import { shardOfNet } from "../../src/linker/ids.ts";
 import { LOG_BATCH, LOG_BATCH_DOC, LOG_BATCH_NDJSON, ShardLog } from "../../src/linker/shard-log.ts";
 import { bindings, get, post, settle } from "./helpers.ts";
 
+/**
+ * The 3-hop chain with its span ids renamed by `own` and its seqs moved by `seq`: each test its
+ * own spans (this file's shards and stores keep what earlier tests left).
+ */
+function ownChain(own: (id: string) => string, seq: number): ESpan[] {
+  return (chainScenario as unknown as Scenario).spans.map((s) => ({
+    ...s, span_id: own(s.span_id), thread_trace_id: s.thread_trace_id && own(s.thread_trace_id), req_seq: s.req_seq + seq, resp_seq: s.resp_seq + seq,
+  })) as ESpan[];
+}
+
+/** The parent of each span of the chain once linked (ids renamed by `own`). */
+function chainParents(own = (id: string) => id): Record<string, string> {
+  return {
+    [own("e100000000000001")]: "", [own("c100000000000001")]: own("e100000000000001"), [own("e200000000000002")]: own("c100000000000001"),
+    [own("c200000000000002")]: own("e200000000000002"), [own("e300000000000003")]: own("c200000000000002"),
+  };
+}
+
+/** Each stored span of a trace (from /api/traces/:id) by id: its parent. */
+const parentsOf = (trace: { spans: { span_id: string; parent_id: string }[] }) => Object.fromEntries(trace.spans.map((s) => [s.span_id, s.parent_id]));
+
 it("a trace half accepted before the restart and half after links whole, each span stored once", async () => {
-  const chain = (chainScenario as unknown as Scenario).spans.map((s) => ({ ...s, req_seq: s.req_seq + 7000, resp_seq: s.resp_seq + 7000 }));
+  const chain = ownChain((id) => id, 7000);
   expect((await post(JSON.stringify({ spans: chain.slice(0, 3) }))).status).toBe(202);
   await abortAllDurableObjects(); // every shard loses its memory
   expect((await post(JSON.stringify({ spans: chain.slice(3) }))).status).toBe(202);
@@ -24,11 +45,7 @@ it("a trace half accepted before the restart and half after links whole, each sp
   const root = await (await get("/api/spans/e100000000000001")).json();
   const trace = await (await get(`/api/traces/${root.trace_id}`)).json();
   expect(trace.spans.map((s: { span_id: string }) => s.span_id).sort()).toEqual(chain.map((s) => s.span_id).sort());
-  const parents = Object.fromEntries(trace.spans.map((s: { span_id: string; parent_id: string }) => [s.span_id, s.parent_id]));
-  expect(parents).toEqual({
-    e100000000000001: "", c100000000000001: "e100000000000001", e200000000000002: "c100000000000001",
-    c200000000000002: "e200000000000002", e300000000000003: "c200000000000002",
-  });
+  expect(parentsOf(trace)).toEqual(chainParents());
 
   // Another restart after the export: the replay decides the same, and exports nothing again.
   const before = await (await get("/metrics")).text();
@@ -47,9 +64,7 @@ it("a trace half accepted before the restart and half after links whole, each sp
 
 it("a bug in a shard's engine restarts the shard from its log: the request is answered 503, its retry is taken, the trace links whole", async () => {
   const own = (id: string) => id.replace(/^e/, "d").replace(/^c/, "f");
-  const chain = (chainScenario as unknown as Scenario).spans.map((s) => ({
-    ...s, span_id: own(s.span_id), thread_trace_id: s.thread_trace_id && own(s.thread_trace_id), req_seq: s.req_seq + 11000, resp_seq: s.resp_seq + 11000,
-  })) as ESpan[];
+  const chain = ownChain(own, 11000);
   expect((await post(JSON.stringify({ spans: chain.slice(0, 3) }))).status).toBe(202);
   // The homes of the rest that run an engine already: it aborts at their next batch (once, as a
   // bug would: the restarted shard has a new engine).
@@ -73,20 +88,12 @@ it("a bug in a shard's engine restarts the shard from its log: the request is an
   await settle();
   const root = await (await get(`/api/spans/${own("e100000000000001")}`)).json();
   const trace = await (await get(`/api/traces/${root.trace_id}`)).json();
-  const parents = Object.fromEntries(trace.spans.map((s: { span_id: string; parent_id: string }) => [s.span_id, s.parent_id]));
   expect(trace.spans).toHaveLength(5); // each span once, though part of the failed request was taken before it failed
-  expect(parents).toEqual({
-    [own("e100000000000001")]: "", [own("c100000000000001")]: own("e100000000000001"), [own("e200000000000002")]: own("c100000000000001"),
-    [own("c200000000000002")]: own("e200000000000002"), [own("e300000000000003")]: own("c200000000000002"),
-  });
+  expect(parentsOf(trace)).toEqual(chainParents(own));
 });
 
 it("a log an earlier version wrote (JSON arrays, bodies as they came, in any shape) replays, links and exports", async () => {
-  // Spans of their own (this file's shards and stores keep the first test's).
-  const own = (id: string) => id.replace(/^e/, "a").replace(/^c/, "b").replace(/^0000/, "9999");
-  const chain = (chainScenario as unknown as Scenario).spans.map((s) => ({
-    ...s, span_id: own(s.span_id), thread_trace_id: s.thread_trace_id && own(s.thread_trace_id), req_seq: s.req_seq + 9000, resp_seq: s.resp_seq + 9000,
-  })) as ESpan[];
+  const chain = ownChain((id) => id.replace(/^e/, "a").replace(/^c/, "b").replace(/^0000/, "9999"), 9000);
   const shards = Number(bindings.ESPAN_SHARDS);
   const at = Date.now();
   for (let shard = 0; shard < shards; shard++) {

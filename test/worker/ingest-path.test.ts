@@ -70,6 +70,12 @@ describe("the trace store", () => {
     spans.flatMap((s) => [s.trace_id, s.span_id, s.parent_id, s.service, startMs(s.start_ns), s.operation ?? "", JSON.stringify(s)]);
   const trace = "0199c82cc031e9f96a938cee06ec4f89";
   const linked = chain.map((s, i) => ({ ...s, trace_id: trace, parent_id: i === 0 ? "" : chain[i - 1].span_id }));
+  /** The summary of the whole of `linked`: its earliest span stands for it. */
+  const first = linked.reduce((a, s) => (BigInt(s.start_ns) < BigInt(a.start_ns) ? s : a));
+  const linkedSummary = {
+    trace_id: trace, start_ms: startMs(first.start_ns), root_service: first.service, root_operation: first.operation ?? "",
+    span_count: linked.length, services: [...new Set(linked.map((s) => s.service))].sort(),
+  };
 
   it("stores flat rows once (a second write of the same spans adds nothing) and summarises each trace", async () => {
     const store = bindings.TRACE_STORE.get(bindings.TRACE_STORE.idFromName("store-test-rows"));
@@ -81,11 +87,7 @@ describe("the trace store", () => {
     expect(got.map((s) => s.span_id).sort()).toEqual(chain.map((s) => s.span_id).sort());
     expect((await store.getSpan(chain[1].span_id)) as unknown).toEqual(linked[1]);
     const [summary] = await store.listTraces({ limit: 10 });
-    const first = linked.reduce((a, s) => (BigInt(s.start_ns) < BigInt(a.start_ns) ? s : a));
-    expect(summary).toEqual({
-      trace_id: trace, start_ms: startMs(first.start_ns), root_service: first.service, root_operation: first.operation ?? "",
-      span_count: linked.length, services: [...new Set(linked.map((s) => s.service))].sort(),
-    });
+    expect(summary).toEqual(linkedSummary);
   });
 
   it("counts a span repeated inside one write once, beside one stored before", async () => {
@@ -109,15 +111,10 @@ describe("the trace store", () => {
       await expect(instance.putSpans(rowsOf(linked))).rejects.toThrow("disk full");
       store.summarise = summarise;
     });
-    const first = linked.reduce((a, s) => (BigInt(s.start_ns) < BigInt(a.start_ns) ? s : a));
-    const want = {
-      trace_id: trace, start_ms: startMs(first.start_ns), root_service: first.service, root_operation: first.operation ?? "",
-      span_count: linked.length, services: [...new Set(linked.map((s) => s.service))].sort(),
-    };
-    expect(await stub.listTraces({ limit: 10 })).toEqual([want]);
+    expect(await stub.listTraces({ limit: 10 })).toEqual([linkedSummary]);
     // The caller retries the write: every span was stored before, nothing changes.
     expect(await stub.putSpans(rowsOf(linked))).toBe(0);
-    expect(await stub.listTraces({ limit: 10 })).toEqual([want]);
+    expect(await stub.listTraces({ limit: 10 })).toEqual([linkedSummary]);
   });
 
   it("finds spans by id in sorted segments and in the rows not indexed yet, through retention and an emptied table", async () => {
@@ -205,7 +202,7 @@ describe("the trace store", () => {
     const second = linked.map((s) => ({ ...s, trace_id: other, span_id: s.span_id.replace(/^./, "f"), start_ns: String(BigInt(s.start_ns) + 1_000_000_000n) }));
     await stub.putSpans(rowsOf(linked.slice(0, 2)));
     await stub.putSpans(rowsOf([...linked.slice(2), ...second]));
-    const services = [...new Set(linked.map((s) => s.service))].sort();
+    const services = linkedSummary.services;
     const all = await stub.listTraces({ limit: 10 });
     expect(all.map((t) => t.trace_id)).toEqual([other, trace]);
     for (const t of all) expect(t.services).toEqual(services);
