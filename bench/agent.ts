@@ -444,11 +444,12 @@ function summarize(rounds: Round[]) {
   const allPairs = rounds.flatMap((r) => r.pairs);
   const ratio = median(allPairs.map((p) => p.ratio));
   const capPairs = rounds.flatMap((r) => r.capturePairs ?? []);
+  const capRatio = median(capPairs.map((p) => p.ratio));
   const cap = rounds.every((r) => r.capture)
     ? {
         rps: m((r) => r.capture!.rps),
-        throughputRatio: median(capPairs.map((p) => p.ratio)),
-        throughputLossPct: (1 - median(capPairs.map((p) => p.ratio))) * 100,
+        throughputRatio: capRatio,
+        throughputLossPct: (1 - capRatio) * 100,
         lossSpread: lossSpread(capPairs),
         bpfNsPerRequest: m((r) => r.capture!.bpfNsPerRequest),
         bpfNsPerRequestNet: m((r) => r.capture!.bpfNsPerRequestNet),
