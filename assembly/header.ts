@@ -51,6 +51,7 @@ export const H_DEFER_BASE = 101;
 export const H_DEFER_CAP = 102;
 export const H_DECIDED_HELD = 103; // records decided but still held for late relatives
 export const H_RUNS = 104; // the FIFO of expiry runs (timers.ts), 4 words like H_FIFO's
+export const H_HRUNS = 108; // the FIFO of horizon runs, likewise
 export const H_WORDS = 112;
 
 export const OPT_USE_APP: u64 = 1;
@@ -71,7 +72,7 @@ export const STAT_MSGS_RECEIVED = 10;
 export const STAT_STUBS = 11;
 export const STAT_COUNT = 12;
 
-export const MAGIC: u64 = 0x6e617073_65_00_0002; // "espan" engine, layout version 2
+export const MAGIC: u64 = 0x6e617073_65_00_0003; // "espan" engine, layout version 3
 
 @inline export function hget(i: i32): u64 {
   return load<u64>(HDR + (<usize>i << 3));

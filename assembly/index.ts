@@ -23,7 +23,7 @@ export { checkTables };
 import { poolBytes, poolInit, poolLive } from "./pool";
 import { APP_SHIFT, APP_SIZE, REC_SHIFT, REC_SIZE } from "./record";
 import { tableBytes, tableInit, tableSlots } from "./table";
-import { decidePop, decideRunDue, dueAt, dueGen, dueIdx, dueKind, expiryPeek, expiryPop, expiryRunDue, NO_GEN_CHECK, T_DECIDE, T_EXPIRE, timerBytes, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
+import { decidePop, decideRunDue, dueAt, dueGen, dueIdx, dueKind, NO_GEN_CHECK, runDue, runPeek, runPop, T_DECIDE, T_EXPIRE, T_HORIZON, timerBytes, timerCount, timerNext, timerPopDue, timersInit } from "./timers";
 
 /** `netSlots`, `threadSlots`: the tables' starting capacity (0: small); a reset shard keeps its sizes. */
 export function init(shard: u32, shards: u32, windowMs: i64, settleMs: i64, threshold: u64, useApp: bool, keepAll: bool, netSlots: u32, threadSlots: u32): void {
@@ -65,8 +65,8 @@ export function ingest(n: u32): void {
   end();
 }
 
-/** An expiry run is taken in groups of this many, their records loaded first (as frees are, below). */
-const EXPIRE_GROUP: u32 = 256;
+/** A run of expiries or horizons is taken in groups of this many, their records loaded first (as frees are, below). */
+const RUN_GROUP: u32 = 256;
 /** Decisions are taken in groups of up to this many, their trees loaded first. */
 const DECIDE_GROUP: u32 = 256;
 
@@ -74,17 +74,8 @@ export function tick(nowMs: i64): void {
   begin();
   hset(H_NOW, <u64>nowMs);
   for (;;) {
-    // A due expiry run is taken whole, in groups whose records are loaded in a pass first.
-    let n = expiryRunDue(nowMs);
-    if (n > 0) {
-      while (n > 0) {
-        const g = min(n, EXPIRE_GROUP);
-        for (let k: u32 = 0; k < g; k++) prefetchRecord(expiryPeek(k));
-        for (let k: u32 = 0; k < g; k++) onTimer(T_EXPIRE, expiryPop(), NO_GEN_CHECK, dueAt);
-        n -= g;
-      }
-      continue;
-    }
+    // A due run of expiries is taken whole, in groups whose records are loaded in a pass first.
+    if (takeRun(T_EXPIRE, nowMs)) continue;
     // Due decisions likewise, their trees loaded first.
     const d = decideRunDue(nowMs, DECIDE_GROUP);
     if (d > 0) {
@@ -95,10 +86,29 @@ export function tick(nowMs: i64): void {
       }
       continue;
     }
+    // Horizons come in runs too; most find their record freed (its tree was decided after its
+    // window), which the generation check reads from the record: loaded in a pass first as well.
+    if (takeRun(T_HORIZON, nowMs)) continue;
     if (!timerPopDue(nowMs)) break;
     onTimer(dueKind, dueIdx, dueGen, dueAt);
   }
   end();
+}
+
+/** Runs the due run of `kind` whole, if the earliest due timer heads one. */
+@inline function takeRun(kind: u32, nowMs: i64): bool {
+  let n = runDue(kind, nowMs);
+  if (n == 0) return false;
+  while (n > 0) {
+    const g = min(n, RUN_GROUP);
+    for (let k: u32 = 0; k < g; k++) prefetchRecord(runPeek(kind, k));
+    for (let k: u32 = 0; k < g; k++) {
+      const idx = runPop(kind);
+      onTimer(kind, idx, dueGen, dueAt);
+    }
+    n -= g;
+  }
+  return true;
 }
 
 /** When the next timer is due (ms), or i64.MAX_VALUE: lets S shards step through time together. */

@@ -1,38 +1,44 @@
 // Timers: window expiry, settle decisions, the stuck-tree horizon. Each kind's deadlines are
-// almost always pushed in order (arrival + window, now + settle), so each kind has a FIFO ring:
-// O(1) push and pop. A deadline earlier than its FIFO's tail (a restore, a late message) goes
-// to one binary min-heap instead.
+// almost always pushed in order (arrival + window, now + settle, expiry + window + settle), so
+// each kind has a FIFO ring: O(1) push and pop. A deadline earlier than its FIFO's tail (a
+// restore, a late message) goes to one binary min-heap instead.
 //
-// Every held span has an expiry timer, so those are 4 bytes: the record index alone. A whole
-// batch arrives at one time and so expires at one time: the deadlines sit in a second FIFO of
-// runs (deadline, count), one per distinct deadline. Expiry timers cannot go stale (a record is
-// freed only after its expiry). Decision and horizon entries, and the heap's, are 16 bytes:
-// deadline i64, record u32, gen u16 | kind u16, the generation telling a reused record from the
-// one the timer was for.
+// Expiry and horizon timers come in runs: a whole batch arrives at one time and so expires at
+// one time, and the records of one expiry run that are still linked (a tree waiting for its root,
+// which an orphan entry decides only after its own window) get their horizon at one time. Those
+// kinds keep narrow entries, and their deadlines in a second FIFO of runs (deadline, count), one
+// per distinct deadline; `runDue` / `runPop` take a due run whole. An expiry entry is the record
+// index alone, 4 bytes: expiry timers cannot go stale (a record is freed only after its expiry).
+// A horizon entry adds the record's generation (8 bytes), which tells a reused record from the
+// one the timer was for: most horizons find their tree decided and the record freed long since.
+// Decision entries, and the heap's, are 16 bytes: deadline i64, record u32, gen u16 | kind u16.
 import { growRegion, freeRegion } from "./alloc";
-import { hget, hset, H_FIFO, H_HEAP_BASE, H_HEAP_CAP, H_HEAP_LEN, H_RUNS } from "./header";
+import { hget, hset, H_FIFO, H_HEAP_BASE, H_HEAP_CAP, H_HEAP_LEN, H_HRUNS, H_RUNS } from "./header";
 
 export const T_EXPIRE: u32 = 0;
 export const T_DECIDE: u32 = 1;
 export const T_HORIZON: u32 = 2;
 const KINDS: u32 = 3;
-/** The FIFO of expiry runs: 16-byte entries, deadline i64 and the count of timers left in it. */
-const RUNS: u32 = 3;
+/** The FIFOs of runs (16-byte entries: deadline i64, the count of timers left in it) of expiries and of horizons. */
+const EXPIRE_RUNS: u32 = 3;
+const HORIZON_RUNS: u32 = 4;
 const WIDE: usize = 16;
-const NARROW: usize = 4;
 
 @inline function fw(q: u32, w: i32): i32 {
-  return q == RUNS ? H_RUNS + w : H_FIFO + <i32>q * 4 + w;
+  return q == EXPIRE_RUNS ? H_RUNS + w : q == HORIZON_RUNS ? H_HRUNS + w : H_FIFO + <i32>q * 4 + w;
 }
 @inline function entryBytes(q: u32): usize {
-  return q == T_EXPIRE ? NARROW : WIDE;
+  return q == T_EXPIRE ? 4 : q == T_HORIZON ? 8 : WIDE;
+}
+@inline function runsOf(kind: u32): u32 {
+  return kind == T_EXPIRE ? EXPIRE_RUNS : HORIZON_RUNS;
 }
 @inline function fifoLen(q: u32): u64 {
   return hget(fw(q, 3));
 }
 
 export function timersInit(cap: u32): void {
-  for (let q: u32 = 0; q <= RUNS; q++) {
+  for (let q: u32 = 0; q <= HORIZON_RUNS; q++) {
     hset(fw(q, 0), <u64>growRegion(0, 0, 0, <usize>cap * entryBytes(q)));
     hset(fw(q, 1), cap);
     hset(fw(q, 2), 0);
@@ -86,7 +92,10 @@ function fifoGrow(q: u32): void {
 
 /** The deadline at the head (i = 0) or the tail (i = len - 1) of a FIFO of kind `q`. */
 @inline function deadlineAt(q: u32, i: u64): i64 {
-  if (q == T_EXPIRE) return load<i64>(fifoAt(RUNS, i == 0 ? 0 : fifoLen(RUNS) - 1));
+  if (q != T_DECIDE) {
+    const runs = runsOf(q);
+    return load<i64>(fifoAt(runs, i == 0 ? 0 : fifoLen(runs) - 1));
+  }
   return load<i64>(fifoAt(q, i));
 }
 
@@ -97,17 +106,20 @@ function fifoGrow(q: u32): void {
     heapPush(deadline, idx, gen | (kind << 16));
     return;
   }
-  if (kind == T_EXPIRE) {
+  if (kind != T_DECIDE) {
     // One run per distinct deadline.
+    const runs = runsOf(kind);
     if (len > 0 && deadline == deadlineAt(kind, len - 1)) {
-      const run = fifoAt(RUNS, fifoLen(RUNS) - 1);
+      const run = fifoAt(runs, fifoLen(runs) - 1);
       store<u32>(run, load<u32>(run, 8) + 1, 8);
     } else {
-      const run = fifoPush(RUNS);
+      const run = fifoPush(runs);
       store<i64>(run, deadline);
       store<u32>(run, 1, 8);
     }
-    store<u32>(fifoPush(kind), idx);
+    const e = fifoPush(kind);
+    store<u32>(e, idx);
+    if (kind == T_HORIZON) store<u32>(e, gen, 4);
     return;
   }
   const p = fifoPush(kind);
@@ -125,36 +137,45 @@ export let dueAt: i64 = 0;
 export const NO_GEN_CHECK: i32 = -1;
 
 /**
- * Expiry timers of one arrival batch share a deadline (a run). When the earliest due timer is an
- * expiry, the whole rest of its run is due: `expiryRunDue` says how many, and `expiryPop` takes
- * them one by one without comparing queues again. Expiring never pushes an earlier timer (decisions
- * and horizons come later, and ties go to expiries), so the run can be taken whole.
+ * When the earliest due timer heads a run of kind `kind` (T_EXPIRE or T_HORIZON), the whole rest
+ * of the run is due: `runDue` says how many, and `runPop` takes them one by one without comparing
+ * queues again. Ties go to the lower kind, and to a FIFO over the heap, as in `timerPopDue`.
+ * Taking a run whole is sound because neither kind pushes an earlier timer: expiring pushes
+ * decisions and horizons no earlier than itself (ties go to expiries), and a horizon pushes none.
  */
-export function expiryRunDue(now: i64): u32 {
-  if (fifoLen(RUNS) == 0) return 0;
-  const run = fifoAt(RUNS, 0);
+export function runDue(kind: u32, now: i64): u32 {
+  const runs = runsOf(kind);
+  if (fifoLen(runs) == 0) return 0;
+  const run = fifoAt(runs, 0);
   const at = load<i64>(run);
   if (at > now) return 0;
-  for (let q: u32 = 1; q < KINDS; q++) if (fifoLen(q) > 0 && deadlineAt(q, 0) < at) return 0;
+  for (let q: u32 = 0; q < KINDS; q++) {
+    if (q == kind || fifoLen(q) == 0) continue;
+    const d = deadlineAt(q, 0);
+    if (d < at || (d == at && q < kind)) return 0;
+  }
   if (hget(H_HEAP_LEN) > 0 && load<i64>(<usize>hget(H_HEAP_BASE)) < at) return 0;
   dueAt = at;
   return load<u32>(run, 8);
 }
 
-/** The next record of the due run (after `expiryRunDue`). */
-@inline export function expiryPop(): u32 {
-  const idx = load<u32>(fifoAt(T_EXPIRE, 0));
-  const run = fifoAt(RUNS, 0);
+/** The next record of the due run of `kind` (after `runDue`); its generation in dueGen. */
+@inline export function runPop(kind: u32): u32 {
+  const e = fifoAt(kind, 0);
+  const idx = load<u32>(e);
+  dueGen = kind == T_HORIZON ? <i32>load<u32>(e, 4) : NO_GEN_CHECK;
+  const runs = runsOf(kind);
+  const run = fifoAt(runs, 0);
   const left = load<u32>(run, 8) - 1;
-  if (left == 0) fifoPop(RUNS);
+  if (left == 0) fifoPop(runs);
   else store<u32>(run, left, 8);
-  fifoPop(T_EXPIRE);
+  fifoPop(kind);
   return idx;
 }
 
-/** The record `ahead` places behind the head of the expiry FIFO (ahead < the due run's length). */
-@inline export function expiryPeek(ahead: u32): u32 {
-  return load<u32>(fifoAt(T_EXPIRE, ahead));
+/** The record `ahead` places behind the head of the FIFO of `kind` (ahead < the due run's length). */
+@inline export function runPeek(kind: u32, ahead: u32): u32 {
+  return load<u32>(fifoAt(kind, ahead));
 }
 
 /**
@@ -166,7 +187,7 @@ export function decideRunDue(now: i64, most: u32): u32 {
   const len = fifoLen(T_DECIDE);
   if (len == 0) return 0;
   let limit = now;
-  if (fifoLen(RUNS) > 0) limit = min(limit, load<i64>(fifoAt(RUNS, 0)) - 1);
+  if (fifoLen(T_EXPIRE) > 0) limit = min(limit, deadlineAt(T_EXPIRE, 0) - 1);
   if (fifoLen(T_HORIZON) > 0) limit = min(limit, deadlineAt(T_HORIZON, 0));
   if (hget(H_HEAP_LEN) > 0) limit = min(limit, load<i64>(<usize>hget(H_HEAP_BASE)));
   let n: u32 = 0;
@@ -184,17 +205,12 @@ export function decideRunDue(now: i64, most: u32): u32 {
 
 /** Pops the head decision timer into dueIdx / dueGen / dueAt (after `decideRunDue`). */
 export function decidePop(): void {
-  dueAt = deadlineAt(T_DECIDE, 0);
-  popWide(T_DECIDE);
-}
-
-/** Pops the head of a FIFO of 16-byte entries (decisions, horizons) into dueKind / dueIdx / dueGen. */
-@inline function popWide(q: u32): void {
-  const p = fifoAt(q, 0);
-  dueKind = q;
+  const p = fifoAt(T_DECIDE, 0);
+  dueAt = load<i64>(p);
+  dueKind = T_DECIDE;
   dueIdx = load<u32>(p, 8);
   dueGen = <i32>(load<u32>(p, 12) & 0xffff);
-  fifoPop(q);
+  fifoPop(T_DECIDE);
 }
 
 /** Pops the earliest timer due at or before `now`; false when none is due. */
@@ -226,13 +242,12 @@ export function timerPopDue(now: i64): bool {
     return true;
   }
   const q = <u32>best;
-  if (q == T_EXPIRE) {
-    dueKind = T_EXPIRE;
-    dueGen = NO_GEN_CHECK;
-    dueIdx = expiryPop();
-  } else {
-    popWide(q);
+  if (q == T_DECIDE) {
+    decidePop();
+    return true;
   }
+  dueKind = q;
+  dueIdx = q == T_EXPIRE ? runPop(T_EXPIRE) : runPop(T_HORIZON);
   return true;
 }
 
@@ -304,6 +319,6 @@ function heapPop(): void {
 
 export function timerBytes(): u64 {
   let n = hget(H_HEAP_CAP) * <u64>WIDE;
-  for (let q: u32 = 0; q <= RUNS; q++) n += hget(fw(q, 1)) * <u64>entryBytes(q);
+  for (let q: u32 = 0; q <= HORIZON_RUNS; q++) n += hget(fw(q, 1)) * <u64>entryBytes(q);
   return n;
 }

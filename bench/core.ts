@@ -198,6 +198,7 @@ for (let r = 0; r < runs; r++) {
     writeFileSync(r === 0 ? args["profile-warm"]! : `${args["profile-warm"]}.${r}`, JSON.stringify(profile));
   }
   console.error(`engine run ${r + 1}/${runs}: cold ${describe(coldRuns[r])}; warm ${describe(engineRuns[r])}`);
+  if (r === 0) console.error(`what the engine did (warm run): ${JSON.stringify(e.stats())}`);
 }
 let peakRss = process.resourceUsage().maxRSS * 1024;
 if (args["records-only"]) process.exit(0);

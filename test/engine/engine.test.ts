@@ -184,6 +184,40 @@ describe("bad input never hangs or crashes", () => {
   });
 });
 
+describe("timers", () => {
+  it("a horizon whose record was decided, freed and reused does not touch the span now in it", () => {
+    // Exits linked under an orphan entry are still undecided when their own window ends (the
+    // entry decides only after its window and settle), so each gets a horizon; the decision frees
+    // them soon after, and new spans reuse their records while those horizons are pending. The
+    // horizon must see that its record is not the one it was set for (the generation), or it would
+    // force a waiting span of another trace to a root.
+    const e = new LinkerEngine(module, ALL); // window 1000, settle 100: horizons due at 2100
+    const group = (g: number, tag: number, exitFirst: boolean) => {
+      const tid = hex16(BigInt(tag * 1000 + g) + 1n);
+      const exit = span({ span_id: hex16(BigInt(tag * 1000 + g) * 2n + 0x500000n), kind: "exit", req_seq: tag * 1000 + g, resp_seq: 1, thread_trace_id: tid });
+      const entry = span({ span_id: hex16(BigInt(tag * 1000 + g) * 2n + 0x500001n), kind: "entry", req_seq: tag * 1000 + g, resp_seq: 2, thread_trace_id: tid });
+      return exitFirst ? [exit, entry] : [entry, exit];
+    };
+    const first = Array.from({ length: 50 }, (_, g) => group(g, 1, true)).flat();
+    e.ingest(first, 0);
+    e.tick(1100); // windows over at 1000 (the exits get horizons), orphan entries decided at 1100
+    expect(e.drainResults()).toHaveLength(100);
+    expect(e.heldRecords).toBe(0);
+    // Exits first: each waits in its thread group and is linked when its entry arrives.
+    const second = Array.from({ length: 50 }, (_, g) => group(g, 2, true)).flat();
+    e.ingest(second, 1500);
+    e.tick(2200); // the first spans' horizons are due at 2100
+    expect(e.drainResults()).toHaveLength(0);
+    e.tick(100_000);
+    const out = new Map(e.drainResults().map((r) => [r.span_id, r.parent_id]));
+    for (let g = 0; g < 50; g++) {
+      const [exit, entry] = group(g, 2, true);
+      expect(out.get(exit.span_id)).toBe(entry.span_id);
+    }
+    expect(e.stats().forced).toBe(0);
+  });
+});
+
 describe("tables", () => {
   it("grow through many rehashes (wrapped runs included) and still find every span", () => {
     const e = new LinkerEngine(module, { ...ALL, windowMs: 3_600_000 });
