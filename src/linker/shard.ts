@@ -410,7 +410,7 @@ export class LinkerShard extends DurableObject<Env> {
   }
 
   private persistDone(): void {
-    for (const b of this.bodies.takeDirty()) this.log.setDone(b.seq, b.done);
+    this.bodies.persistDirty((b) => this.log.setDone(b.seq, b.done));
   }
 
   /** One alarm for everything: the next timer, an export (or its retry), upkeep. */

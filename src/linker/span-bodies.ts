@@ -118,13 +118,19 @@ export class SpanBodies {
     batch.block = 0;
   }
 
-  /** Batches whose done bits changed since the last call (kept in a set: this runs after every
-   *  batch and message, and scanning every held batch each time would not scale). */
-  takeDirty(): HeldBatch[] {
-    const out = [...this.dirty];
-    this.dirty.clear();
-    for (const b of out) b.dirty = false;
-    return out;
+  /**
+   * Writes the done bits of every batch whose bits changed since the last call (kept in a set:
+   * this runs after every batch and message, and scanning every held batch each time would not
+   * scale). A write that throws leaves its batch and the ones not yet written dirty, for the next
+   * call (a storage write that failed must not be forgotten: a restart would export those spans
+   * again), and the error goes on to the caller.
+   */
+  persistDirty(write: (b: HeldBatch) => void): void {
+    for (const b of this.dirty) {
+      write(b);
+      this.dirty.delete(b);
+      b.dirty = false;
+    }
   }
 
   fullyDone(seq: number): boolean {

@@ -22,6 +22,12 @@ const add = (b: SpanBodies, seq: number, x: { count: number; block: () => number
   const first = b.add(seq, x.count, x.block, done);
   return Array.from({ length: x.count }, (_, i) => first + i);
 };
+/** The seqs whose done bits a persist writes. */
+const written = (b: SpanBodies) => {
+  const seqs: number[] = [];
+  b.persistDirty((x) => seqs.push(x.seq));
+  return seqs;
+};
 /** A held span, parsed from its text (as an export step does). */
 const spanOf = (b: SpanBodies, batch: HeldBatch, i: number) => JSON.parse(b.text(batch, i)) as ESpan;
 
@@ -52,8 +58,8 @@ describe("span bodies by ref", () => {
     expect(f.batch.block).toBe(0);
     expect(b.bytes).toBe(0);
     expect(b.fullyDone(7)).toBe(true);
-    expect(b.takeDirty().map((x) => x.seq)).toEqual([7]);
-    expect(b.takeDirty()).toEqual([]);
+    expect(written(b)).toEqual([7]);
+    expect(written(b)).toEqual([]);
   });
 
   it("holds nothing of a replayed batch already done, and only what remains of one mostly done", () => {
@@ -104,4 +110,22 @@ describe("span bodies by ref", () => {
     for (let r = 0; r < 5; r++) cycle();
     expect(parser.memoryBytes).toBe(size);
   });
+
+  it("a done-bits write that fails keeps that batch and the rest dirty for the next persist", () => {
+    const b = new SpanBodies(parser);
+    const refs = [1, 2, 3].map((seq) => add(b, seq, batch(4, seq), new Uint8Array(1)));
+    for (const r of refs) {
+      const f = b.find(r[0])!;
+      b.markDone(f.batch, f.index);
+    }
+    const tried: number[] = [];
+    expect(() => b.persistDirty((x) => {
+      tried.push(x.seq);
+      if (x.seq === 2) throw new Error("disk full");
+    })).toThrow("disk full");
+    expect(tried).toEqual([1, 2]);
+    expect(written(b)).toEqual([2, 3]);
+    expect(written(b)).toEqual([]);
+  });
 });
+
