@@ -45,7 +45,7 @@ export function buildProgram(): Command {
     .option("--host-name <name>", "host name on every span (default: os.hostname())")
     .option("--capture-bytes <n>", "payload bytes captured per message start, 0..4096 (default 4096)")
     .option("--spool-dir <dir>", "disk buffer for unsent batches, replayed at start (\"\" = none)")
-    .option("--batch-size <n>", "spans per POST (default 2000)")
+    .option("--batch-size <n>", "spans per POST (default 10000)")
     .option("--flush-interval <duration>", "a partial batch leaves after this long (default 1s)")
     .option("--idle-flush <duration>", "export a response whose end is unseen after its connection was idle this long (default 1s)")
     .option("--status-interval <duration>", "status line on stderr every this long; 0 = never (default 10s)")

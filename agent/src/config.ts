@@ -63,9 +63,11 @@ export const DEFAULTS: Readonly<AgentConfig> = Object.freeze({
   // A POST costs the agent ~1 ms of CPU whatever its size (Node's HTTP client, the socket
   // write and the answer's wake-up, zlib's set-up): at 500 spans a batch that was ~2 us a span.
   // Alternating live runs on a hello-world server (~35k spans/s): 8.1-8.8 us a span at 2000
-  // against 10.4-10.7 at 500. The ingest takes bodies up to 8 MiB (2000 spans: ~1 MB of JSON,
-  // ~100 KB gzipped). A slow host still sends within flush_interval.
-  batch_size: 2000,
+  // against 10.4-10.7 at 500; at 10,000 a busy host POSTs ~5 times a second instead of ~25
+  // (bench:agent, BENCHMARKS.md "Agent"). The ingest takes bodies up to 8 MiB (10,000 spans:
+  // ~5 MB of JSON, ~500 KB gzipped; 64 MiB once inflated). A slow host still sends within
+  // flush_interval.
+  batch_size: 10_000,
   flush_interval: 1000,
   // Well under the ingest's settle (2 s): a span whose response end is unseen (head and body
   // written separately, then a quiet keep-alive connection) must still reach the linker before
