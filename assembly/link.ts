@@ -29,7 +29,7 @@ import {
   R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SHIFT, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
   S_WAITING, setFlags, setState, state, R_F_FREE,
 } from "./record";
-import { homeSlot, probeFirst, probeNext, tableCheck, tableInsert, tableRemove } from "./table";
+import { homeSlot, probeFirst, probeNext, ROLE_B, tableCheck, tableInsert, tableRemove } from "./table";
 import { decidePeekGen, decidePeekIdx, NO_GEN_CHECK, T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
 
 const NO_GEN: i32 = -1;
@@ -46,6 +46,10 @@ const NO_GEN: i32 = -1;
 }
 @inline function isEntry(p: usize): bool {
   return (flags(p) & R_F_ENTRY) != 0;
+}
+/** Its role in the thread table: owners (entries) under their key's tag, members under role B. */
+@inline function threadRole(entry: bool): u8 {
+  return entry ? 0 : ROLE_B;
 }
 
 // ---- App context records ----
@@ -88,9 +92,9 @@ function nearer(a: u32, da: u32, b: u32, db: u32): bool {
 
 // ---- Lookups ----
 
-/** A record of table `h` (key at `keyAt`) with this key and span id, or 0; stubs skipped if asked. */
-function findRecord(h: i32, keyAt: u32, key: u64, spanId: u64, homeOnly: bool): u32 {
-  for (let idx = probeFirst(h, keyAt, key); idx != 0; idx = probeNext()) {
+/** A record of table `h` (key at `keyAt`, in role `role`) with this key and span id, or 0; stubs skipped if asked. */
+function findRecord(h: i32, keyAt: u32, key: u64, role: u8, spanId: u64, homeOnly: bool): u32 {
+  for (let idx = probeFirst(h, keyAt, key, role); idx != 0; idx = probeNext()) {
     const p = rp(idx);
     if (load<u64>(p + R_SPAN_ID) == spanId && (!homeOnly || (flags(p) & R_F_STUB) == 0)) return idx;
   }
@@ -99,12 +103,12 @@ function findRecord(h: i32, keyAt: u32, key: u64, spanId: u64, homeOnly: bool): 
 
 /** The home record of a span by its net key and span id, or 0. */
 export function findHome(key: u64, spanId: u64): u32 {
-  return findRecord(H_NET_BASE, R_KEY, key, spanId, true);
+  return findRecord(H_NET_BASE, R_KEY, key, 0, spanId, true);
 }
 
-/** A record in this shard's thread table by thread id and span id, or 0. */
-function findInThread(tid: u64, spanId: u64): u32 {
-  return findRecord(H_THR_BASE, R_TID, tid, spanId, false);
+/** A record in this shard's thread table by thread id, role (entry: an owner) and span id, or 0. */
+function findInThread(tid: u64, entry: bool, spanId: u64): u32 {
+  return findRecord(H_THR_BASE, R_TID, tid, threadRole(entry), spanId, false);
 }
 
 // ---- Ingest ----
@@ -199,7 +203,7 @@ function scanNetGroup(key: u64, spanId: u64, entry: bool): void {
   netDuplicate = false;
   netConflict = false;
   netOther = 0;
-  for (let q = probeFirst(H_NET_BASE, R_KEY, key); q != 0; q = probeNext()) {
+  for (let q = probeFirst(H_NET_BASE, R_KEY, key, 0); q != 0; q = probeNext()) {
     const qp = rp(q);
     const f = flags(qp);
     if (load<u64>(qp + R_SPAN_ID) == spanId && (f & R_F_STUB) == 0) {
@@ -245,7 +249,7 @@ export function ingestOne(inp: usize): void {
     }
   }
   timerPush(T_EXPIRE, arrival + <i64>hget(H_WINDOW), idx, gen(p));
-  tableInsert(H_NET_BASE, R_KEY, idx);
+  tableInsert(H_NET_BASE, R_KEY, idx, 0);
   // The thread group first: a remote thread shard must hear of the span before any decision
   // about it can follow (the net join may link it under a decided parent at once). Thread links
   // change no flag the net scan looked at, so its findings still hold.
@@ -282,40 +286,50 @@ function registerThread(idx: u32, arrival: i64): void {
   if (!isEntry(p) && load<u32>(p + R_BEST_APP) != 0 && state(p) != S_DECIDED) propagate(idx);
 }
 
-/** A record (home or stub) joins this shard's thread table: owners adopt waiting members. */
+/**
+ * A record (home or stub) joins this shard's thread table: an owner adopts the members waiting
+ * for it, a member links to its owner. Owners and members are kept in the table's two roles, so
+ * neither probe reads the records of the other kind (nor a member its waiting siblings).
+ */
 function threadJoin(idx: u32): void {
   const p = rp(idx);
-  tableInsert(H_THR_BASE, R_TID, idx);
-  addFlags(p, R_F_IN_THREAD);
   const tid = load<u64>(p + R_TID);
-  const owner = isEntry(p);
-  // Collect first, link after: linking can decide and free records, which moves table slots.
-  const base = scratchTop;
-  for (let q = probeFirst(H_THR_BASE, R_TID, tid); q != 0; q = probeNext()) {
-    if (q == idx) continue;
-    const qp = rp(q);
-    if ((flags(qp) & R_F_EXPIRED) != 0) continue;
-    if (isEntry(qp)) {
-      if ((flags(qp) & R_F_THREAD_CONFLICT) != 0) continue;
-      if (owner) {
-        addFlags(p, R_F_THREAD_CONFLICT);
-        stat(STAT_CONFLICTS);
-        while (scratchTop > base) scratchPop();
-        return;
+  if (!isEntry(p)) {
+    let owner: u32 = 0;
+    for (let q = probeFirst(H_THR_BASE, R_TID, tid, 0); q != 0; q = probeNext()) {
+      if ((flags(rp(q)) & (R_F_EXPIRED | R_F_THREAD_CONFLICT)) == 0) {
+        owner = q;
+        break;
       }
-      while (scratchTop > base) scratchPop();
-      scratchPush(q); // the owner: a member links to it alone
-      break;
-    } else if (owner && state(qp) == S_WAITING) {
-      scratchPush(q);
+    }
+    // A member linked to its owner is never looked for in its thread group again (a stub is:
+    // decisions and summaries find it there), so a home member that finds its owner stays out.
+    if (owner == 0 || isStub(p)) insertThread(idx, ROLE_B);
+    if (owner != 0) link(idx, owner);
+    return;
+  }
+  insertThread(idx, 0);
+  for (let q = probeFirst(H_THR_BASE, R_TID, tid, 0); q != 0; q = probeNext()) {
+    if (q != idx && (flags(rp(q)) & (R_F_EXPIRED | R_F_THREAD_CONFLICT)) == 0) {
+      addFlags(p, R_F_THREAD_CONFLICT); // a second live owner: not linked
+      stat(STAT_CONFLICTS);
+      return;
     }
   }
-  const end = scratchTop;
-  for (let i = base; i < end; i++) {
-    if (owner) link(scratchGet(i), idx);
-    else link(idx, scratchGet(i));
+  // Collect first, link after: linking takes members out of the table the probe walks.
+  const base = scratchTop;
+  for (let q = probeFirst(H_THR_BASE, R_TID, tid, ROLE_B); q != 0; q = probeNext()) {
+    const qp = rp(q);
+    if ((flags(qp) & R_F_EXPIRED) == 0 && state(qp) == S_WAITING) scratchPush(q);
   }
+  const end = scratchTop;
+  for (let i = base; i < end; i++) link(scratchGet(i), idx);
   while (scratchTop > base) scratchPop();
+}
+
+@inline function insertThread(idx: u32, role: u8): void {
+  tableInsert(H_THR_BASE, R_TID, idx, role);
+  addFlags(rp(idx), R_F_IN_THREAD);
 }
 
 function link(child: u32, parent: u32): void {
@@ -327,7 +341,7 @@ function link(child: u32, parent: u32): void {
   if ((flags(c) & (R_F_ENTRY | R_F_STUB | R_F_IN_THREAD)) == R_F_IN_THREAD) {
     // A member linked to its owner is never looked for in its thread group again (a stub is:
     // decisions and summaries find it there): its slot goes now, not when its window ends.
-    tableRemove(H_THR_BASE, R_TID, child);
+    tableRemove(H_THR_BASE, R_TID, child, ROLE_B);
     setFlags(c, flags(c) & ~R_F_IN_THREAD);
   }
   store<u32>(c + R_PARENT, parent);
@@ -545,8 +559,8 @@ export function freeRecord(idx: u32): void {
   appRelease(load<u32>(p + R_OWN_APP));
   if ((f & R_F_STATE) != S_DECIDED) appRelease(load<u32>(p + R_BEST_APP));
   else hadd(H_DECIDED_HELD, <u64>-1);
-  if ((f & R_F_STUB) == 0) tableRemove(H_NET_BASE, R_KEY, idx);
-  if ((f & R_F_IN_THREAD) != 0) tableRemove(H_THR_BASE, R_TID, idx);
+  if ((f & R_F_STUB) == 0) tableRemove(H_NET_BASE, R_KEY, idx, 0);
+  if ((f & R_F_IN_THREAD) != 0) tableRemove(H_THR_BASE, R_TID, idx, threadRole((f & R_F_ENTRY) != 0));
   setFlags(p, R_F_FREE);
   store<u16>(p + R_GEN, <u16>(gen(p) + 1)); // timers still pointing here are now stale
   poolFree(H_REC_BASE, REC_SIZE, REC_SHIFT, idx);
@@ -560,7 +574,7 @@ export function acceptOne(m: usize): void {
   const b = load<u64>(m + MSG_B);
   if (type == MSG_REG_THREAD) {
     // A registration seen before (the sender replayed its log after a restart) changes nothing.
-    if (findInThread(load<u64>(m + MSG_C), a) != 0) return;
+    if (findInThread(load<u64>(m + MSG_C), (<u32>load<u64>(m + MSG_E) & R_F_ENTRY) != 0, a) != 0) return;
     const idx = poolAlloc(H_REC_BASE, REC_SIZE, REC_SHIFT, R_GEN);
     const p = rp(idx);
     store<u64>(p + R_SPAN_ID, a);
@@ -580,13 +594,13 @@ export function acceptOne(m: usize): void {
     addFlags(p, R_F_REMOTE_PARENT);
     store<u64>(p + R_REMOTE_PARENT, load<u64>(m + MSG_C));
   } else if (type == MSG_OWNER_DECIDED) {
-    const idx = findInThread(b, a);
+    const idx = findInThread(b, true, a); // the owner's stub
     if (idx != 0) assign(idx, load<u64>(m + MSG_C), load<u64>(m + MSG_D), load<u64>(m + MSG_E) != 0);
   } else if (type == MSG_DECIDED) {
     const idx = findHome(b, a);
     if (idx != 0) assign(idx, load<u64>(m + MSG_C), load<u64>(m + MSG_D), load<u64>(m + MSG_E) != 0);
   } else if (type == MSG_SUMMARY_HOME || type == MSG_SUMMARY_STUB) {
-    const idx = type == MSG_SUMMARY_HOME ? findHome(b, a) : findInThread(b, a);
+    const idx = type == MSG_SUMMARY_HOME ? findHome(b, a) : findInThread(b, false, a); // a member's stub
     if (idx == 0) return;
     const g = load<u64>(m + MSG_G);
     const carrier = appNew(load<u64>(m + MSG_C), load<u64>(m + MSG_D), load<u64>(m + MSG_E), load<u64>(m + MSG_F), 0, <u32>(g >> 32));
@@ -603,8 +617,8 @@ import { shardOfNet } from "./ids";
 
 /** Consistency check for tests: 0, or a code naming the first broken invariant (10 + the net table's code, 20 + the thread table's). */
 export function checkTables(): u32 {
-  const net = tableCheck(H_NET_BASE, R_KEY, R_FLAGS, <u16>R_F_FREE);
+  const net = tableCheck(H_NET_BASE, R_KEY, R_FLAGS, <u16>R_F_FREE, 0);
   if (net != 0) return 10 + net;
-  const thread = tableCheck(H_THR_BASE, R_TID, R_FLAGS, <u16>R_F_FREE);
+  const thread = tableCheck(H_THR_BASE, R_TID, R_FLAGS, <u16>R_F_FREE, <u16>R_F_ENTRY);
   return thread != 0 ? 20 + thread : 0;
 }

@@ -11,7 +11,15 @@
 // A bucket costs 64 bytes for 12 entries: 6.7 bytes an entry at the 80% bound, 10 just after
 // growing by half (8-byte Robin Hood slots: 10 and 15).
 //
-// Bucket layout: bytes 0..11 the tags (0 = empty slot; else 0x80 | 7 bits of the key's hash),
+// Roles: an entry may be put under its key's tag or under that tag with ROLE_B (0x40) flipped.
+// The thread table keeps its two roles apart so (owners: A, members: B): a probe for one role
+// never reads the records of the other under the same key (a member looking for its owner used
+// to read every sibling waiting before it), and both still share the key's home bucket (one miss).
+// A probe for a role also matches other keys' entries whose tag happens to equal its own, as any
+// tag match can; the record's key tells them apart.
+//
+// Bucket layout: bytes 0..11 the tags (0 = empty slot; else 0x80 | 7 bits of the key's hash,
+// bit 0x40 flipped for role B),
 // byte 12 the overflow count (saturates at 255 and then stays: probes just go on further),
 // 13..15 unused, 16..63 the 12 record indices (u32).
 // A table is three header words from `h`: base, bucket count, entry count. The home bucket of a
@@ -31,6 +39,8 @@ const SLOT_MASK: i32 = (1 << SLOTS) - 1;
 const OVERFLOW_AT: usize = 12;
 const IDX_AT: usize = 16;
 const SATURATED: u32 = 255;
+/** The tag flip of role B (role A: 0). */
+export const ROLE_B: u8 = 0x40;
 /** Grow at 80% of the slots, by half again. */
 const MAX_LOAD_NUM: u64 = 4;
 const MAX_LOAD_DEN: u64 = 5;
@@ -100,14 +110,14 @@ let pTag: u8 = 0;
 let pKeyAt: u32 = 0;
 let pKey: u64 = 0;
 
-/** The first record under `key` in table `h` (key at `keyAt` in the record), or 0. */
-export function probeFirst(h: i32, keyAt: u32, key: u64): u32 {
+/** The first record under `key` in role `role` (0 or ROLE_B) of table `h` (key at `keyAt` in the record), or 0. */
+export function probeFirst(h: i32, keyAt: u32, key: u64, role: u8): u32 {
   const hash = hashOf(key);
   pBase = <usize>hget(h + T_BASE);
   pBuckets = <u32>hget(h + T_BUCKETS);
   pBucket = homeOf(hash, pBuckets);
   pLeft = pBuckets - 1;
-  pTag = tagOf(hash);
+  pTag = tagOf(hash) ^ role;
   pMask = slotsWith(bucketAt(pBase, pBucket), pTag);
   pKeyAt = keyAt;
   pKey = key;
@@ -132,23 +142,24 @@ export function probeNext(): u32 {
   return 0; // not reached (AssemblyScript wants a return after an endless loop)
 }
 
-export function tableInsert(h: i32, keyAt: u32, idx: u32): void {
+/** Puts record `idx` under its key (at `keyAt`) in role `role` (0 or ROLE_B). */
+export function tableInsert(h: i32, keyAt: u32, idx: u32, role: u8): void {
   const count = hget(h + T_COUNT) + 1;
   const buckets = hget(h + T_BUCKETS);
   if (count * MAX_LOAD_DEN > buckets * SLOTS * MAX_LOAD_NUM) rehash(h, keyAt, <u32>(buckets + (buckets >> 1) + 1));
   hset(h + T_COUNT, count);
-  put(<usize>hget(h + T_BASE), <u32>hget(h + T_BUCKETS), hashOf(load<u64>(rp(idx) + keyAt)), idx);
+  put(<usize>hget(h + T_BASE), <u32>hget(h + T_BUCKETS), hashOf(load<u64>(rp(idx) + keyAt)), idx, role);
 }
 
 /** Places an entry in the first bucket with room from its home on, counting the buckets it passes. */
-function put(base: usize, buckets: u32, hash: u64, idx: u32): void {
+function put(base: usize, buckets: u32, hash: u64, idx: u32, role: u8): void {
   let b = homeOf(hash, buckets);
   for (;;) {
     const bp = bucketAt(base, b);
     const free = slotsWith(bp, 0);
     if (free != 0) {
       const slot = ctz(free);
-      store<u8>(bp + <usize>slot, tagOf(hash));
+      store<u8>(bp + <usize>slot, tagOf(hash) ^ role);
       store<u32>(bp + IDX_AT + (<usize>slot << 2), idx);
       return;
     }
@@ -174,7 +185,9 @@ function rehash(h: i32, keyAt: u32, buckets: u32): void {
       const slot = ctz(used);
       used &= used - 1;
       const idx = idxAt(bp, slot);
-      put(base, buckets, hashOf(load<u64>(rp(idx) + keyAt)), idx);
+      const hash = hashOf(load<u64>(rp(idx) + keyAt));
+      put(base, buckets, hash, idx, load<u8>(bp + <usize>slot) ^ tagOf(hash)); // the role it had
+
     }
   }
   freeExact(old, <usize>oldBuckets << BUCKET_SHIFT);
@@ -182,12 +195,12 @@ function rehash(h: i32, keyAt: u32, buckets: u32): void {
   hset(h + T_BUCKETS, buckets);
 }
 
-/** Removes record `idx` (present under its key). */
-export function tableRemove(h: i32, keyAt: u32, idx: u32): void {
+/** Removes record `idx` (present under its key, in role `role`). */
+export function tableRemove(h: i32, keyAt: u32, idx: u32, role: u8): void {
   const base = <usize>hget(h + T_BASE);
   const buckets = <u32>hget(h + T_BUCKETS);
   const hash = hashOf(load<u64>(rp(idx) + keyAt));
-  const tag = tagOf(hash);
+  const tag = tagOf(hash) ^ role;
   const home = homeOf(hash, buckets);
   let b = home;
   for (let seen: u32 = 0; ; seen++) {
@@ -219,11 +232,12 @@ export function tableRemove(h: i32, keyAt: u32, idx: u32): void {
 
 /**
  * Consistency check for tests: 0, or a code naming the first broken invariant: 1 an entry whose
- * record is free (`freeFlag` set at `flagsAt`), 2 a tag that is not its key's, 3 a bucket's
+ * record is free (`freeFlag` set at `flagsAt`), 2 a tag that is not its key's in its role (role A
+ * when the record has `roleAFlag` set or when that is 0, else B), 3 a bucket's
  * overflow count that is not the number of entries passing it, 4 the entry count. Allocates
  * nothing (tests check that memory stays flat).
  */
-export function tableCheck(h: i32, keyAt: u32, flagsAt: u32, freeFlag: u16): u32 {
+export function tableCheck(h: i32, keyAt: u32, flagsAt: u32, freeFlag: u16, roleAFlag: u16): u32 {
   const base = <usize>hget(h + T_BASE);
   const buckets = <u32>hget(h + T_BUCKETS);
   let count: u64 = 0;
@@ -237,7 +251,8 @@ export function tableCheck(h: i32, keyAt: u32, flagsAt: u32, freeFlag: u16): u32
       const p = rp(idxAt(bp, slot));
       if ((load<u16>(p + flagsAt) & freeFlag) != 0) return 1;
       const hash = hashOf(load<u64>(p + keyAt));
-      if (load<u8>(bp + <usize>slot) != tagOf(hash)) return 2;
+      const role: u8 = roleAFlag == 0 || (load<u16>(p + flagsAt) & roleAFlag) != 0 ? 0 : ROLE_B;
+      if (load<u8>(bp + <usize>slot) != (tagOf(hash) ^ role)) return 2;
       farthest = max(farthest, distance(homeOf(hash, buckets), b, buckets));
       count++;
     }

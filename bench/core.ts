@@ -6,6 +6,8 @@
  *
  *   node dist/bench-core.js [--spans 1000000] [--runs 3] [--rate 50000] [--shards 1] [--model-runs 1] [--wasm FILE]
  *                           [--records-only] [--profile-warm FILE.cpuprofile]
+ *   node dist/bench-core.js --fan-out N [--wasm FILE]   (one thread making N calls, then its entry:
+ *                                                        the time to link them, growing with N)
  */
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
@@ -34,6 +36,8 @@ const { values: args } = parseArgs({
     wasm: { type: "string" },
     /** Stop after the engine's runs on pre-encoded records (for profiling the engine alone). */
     "records-only": { type: "boolean", default: false },
+    /** Only time one thread group of this many exits waiting for their entry (a worst case of fan-out). */
+    "fan-out": { type: "string" },
     /**
      * Write a CPU profile of the warm runs only (open in Chrome DevTools; build the engine with
      * names for it: `npx asc assembly/index.ts --target release --debug -o F`, then `--wasm F`).
@@ -156,6 +160,34 @@ function runModel(batches: ESpan[][], at: number[]): Run {
   m.tick(Number.MAX_SAFE_INTEGER);
   decided += m.drain().length;
   return { seconds: (performance.now() - t0) / 1000, maxHeld: 0, maxPending: 0, memory: 0, bytesPerHeld: 0, decided };
+}
+
+if (args["fan-out"]) {
+  fanOut(Number(args["fan-out"]));
+  process.exit(0);
+}
+
+/**
+ * One entry whose thread made `n` calls to untraced servers, shipped before the entry (its
+ * response ends last): `n` exits wait in one thread group, then the entry adopts them all. Every
+ * one of them shares the group's key, so this is the worst case of the thread table's chains.
+ */
+function fanOut(n: number): void {
+  const module = loadEngineModule(args.wasm ? { path: args.wasm } : {});
+  const base = { start_ns: "1764000000000000000", duration_ns: 1000, host: "h", pid: 1, tid: 1, process_name: "p", service: "s", src_ip: "10.0.0.1", dst_ip: "10.0.0.2", src_port: 40000, dst_port: 80, l7_proto: "http" } as const;
+  const tid = "00000000000000aa";
+  const spans: ESpan[] = Array.from({ length: n }, (_, i) => ({ ...base, span_id: (0x9000000 + i).toString(16).padStart(16, "0"), kind: "exit", req_seq: i, resp_seq: 7, thread_trace_id: tid }));
+  spans.push({ ...base, span_id: "0000000000001234", kind: "entry", req_seq: 0xfffffff, resp_seq: 8, thread_trace_id: tid });
+  for (let r = 0; r < 3; r++) {
+    const e = new LinkerEngine(module, CFG);
+    const records = e.encode(spans, 0);
+    const size = records.byteLength / spans.length;
+    const t0 = performance.now();
+    for (let i = 0; i < spans.length; i += BATCH) e.ingestRecords(records.subarray(i * size, Math.min(spans.length, i + BATCH) * size));
+    e.tick(Number.MAX_SAFE_INTEGER);
+    const linked = e.drainResults().filter((x) => x.parent_id === "0000000000001234").length;
+    console.log(`fan-out ${n}: ${(performance.now() - t0).toFixed(1)} ms to ingest and link (${linked} exits under their entry)`);
+  }
 }
 
 // Phase 1: the engine alone, on records encoded beforehand. The span objects are dropped

@@ -5,7 +5,8 @@
 #   bash scripts/perf-engine.sh [FUNCTION] [-- bench-core options]
 #
 # Lists the engine's functions by share of the samples, then annotates FUNCTION (default
-# assembly/table/probeNext) instruction by instruction. Uses `perf record -e cpu-clock` (a software
+# assembly/table/probeNext) instruction by instruction: those with at least MIN_PCT percent of
+# its samples (default 1; MIN_PCT=0 prints the whole function). Uses `perf record -e cpu-clock` (a software
 # clock: this VM has no hardware counters), V8's jitdump (`node --perf-prof`) and `perf inject
 # --jit`; the engine is built with names into a scratch directory. Needs the Debian package
 # linux-perf (not installed by setup: a developer's tool). Samples carry skid: the instruction
@@ -32,4 +33,4 @@ perf report -q -i "$out/perf.jit.data" --no-children --sort sym 2>/dev/null | gr
 sym="$(perf report -q -i "$out/perf.jit.data" --no-children --sort sym 2>/dev/null | grep -o "JS:${fn}-[0-9]*-turbofan" | head -1)"
 [ -n "$sym" ] || { echo "perf-engine.sh: no samples in ${fn}" >&2; exit 1; }
 echo "== ${sym}: instructions with at least 1% of its samples =="
-perf annotate -i "$out/perf.jit.data" --stdio -s "$sym" 2>/dev/null | awk -F: '$1 + 0 >= 1.0'
+perf annotate -i "$out/perf.jit.data" --stdio -s "$sym" 2>/dev/null | awk -F: "\$1 + 0 >= ${MIN_PCT:-1.0}"
