@@ -34,6 +34,9 @@ declare -A PROBE=(
   # the agent gzips its batches with libdeflate when it is there (agent/src/ship/gzip.ts), at about
   # half of zlib's CPU; Debian often has it already (libtiff needs it), but not always
   [libdeflate0]="glob:/usr/lib/*/libdeflate.so.0"
+  # ISA-L's igzip gzips them at level 1 in ~40% of libdeflate's CPU (agent/native/src/addon.cc):
+  # its header for the addon's build, and libisal2 (which it pulls in) at run time
+  [libisal-dev]="file:/usr/include/isa-l/igzip_lib.h"
   # libFuzzer and the sanitizer runtimes for scripts/fuzz-http1.sh (test/e2e/native-fuzz.test.ts)
   [libclang-rt-dev]="glob:/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a"
 )

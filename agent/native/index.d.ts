@@ -176,10 +176,14 @@ export function layout(): Layout;
  * kernel (page faults are costly on VMs: src/addon.cc says how much). Process-wide; the agent
  * calls it once. False if glibc refused a setting. */
 export function tuneMalloc(): boolean;
-/** `data` gzipped (RFC 1952) by the system's libdeflate at this level (1 to 12; default 1), or
- * null when the system has no libdeflate (use node:zlib then). Throws if the addon cannot
- * load. */
+/** `data` gzipped (RFC 1952) at this level (1 to 12; default 1): at level 1 by the system's
+ * ISA-L (libisal2) when it has it, else (and at other levels) by its libdeflate; null when the
+ * system has no libdeflate and ISA-L did not do it (use node:zlib then). Throws if the addon
+ * cannot load. */
 export function gzip(data: Uint8Array, level?: number): Buffer | null;
+/** The library gzip() uses at level 1 on this system: "isal", "libdeflate", or null (none:
+ * node:zlib then). */
+export function gzipLibrary(): "isal" | "libdeflate" | null;
 /** The HTTP scan the drain writes after a record with this payload (an empty Buffer when the
  * payload starts with no HTTP/1.x message); for tests. Needs no kernel access. */
 export function scanHttp(payload: Buffer): Buffer;

@@ -43,6 +43,10 @@ export function gzip(data, level = 1) {
   return load().gzip(data, level);
 }
 
+export function gzipLibrary() {
+  return load().gzipLibrary();
+}
+
 export function scanHttp(payload) {
   return load().scanHttp(payload);
 }

@@ -1,6 +1,7 @@
 // Shipping against a local HTTP server: the request, the classification of answers, retry with
 // backoff and Retry-After, 413 split, 400 partial, batching.
-import { mkdtempSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,7 +11,7 @@ import { backoffMs, parseRetryAfter } from "../../../agent/src/ship/retry.ts";
 import { AgentSpan } from "../../../agent/src/assemble/span.ts";
 import { JsonBatch, JsonBatchBuilder } from "../../../agent/src/ship/json-batch.ts";
 import { gzipBody } from "../../../agent/src/ship/gzip.ts";
-import { gzip } from "../../../agent/native/index.js";
+import { gzip, gzipLibrary } from "../../../agent/native/index.js";
 import { classify, createSender } from "../../../agent/src/ship/sender.ts";
 import { Shipper } from "../../../agent/src/ship/shipper.ts";
 import { Spool } from "../../../agent/src/ship/spool.ts";
@@ -119,18 +120,28 @@ describe("JSON batches", () => {
     expect(() => JsonBatch.fromBody(Buffer.from('{"x":1}'))).toThrow(/no "spans" array/);
   });
 
-  it("keeps a batch gzipped, by libdeflate when the system has it, as node:zlib reads it", () => {
+  it("keeps a batch gzipped, by ISA-L or libdeflate when the system has them, as node:zlib reads it", () => {
     const all = spans(300);
     const b = JsonBatch.of(all);
     const text = JSON.stringify({ spans: all });
     expect(gunzipSync(b.gzipped()).toString("utf8")).toBe(text);
     expect(b.body.toString("utf8")).toBe(text);
     expect(gunzipSync(b.pick([2, 1]).gzipped()).toString("utf8")).toBe(JSON.stringify({ spans: [all[2], all[1]] }));
-    for (const data of [Buffer.alloc(0), Buffer.from(text), Buffer.from(text).subarray(7, 4000)]) {
+    // Incompressible bytes too (stored blocks; more output than input), and several blocks.
+    const random = randomBytes(200_000);
+    const big = Buffer.from(text.repeat(40));
+    for (const data of [Buffer.alloc(0), Buffer.from(text), Buffer.from(text).subarray(7, 4000), random, big]) {
       expect(gunzipSync(gzipBody(data)).equals(data)).toBe(true);
-      const native = gzip(data, 1); // null on a system without libdeflate
-      if (native) expect(gunzipSync(native).equals(data)).toBe(true);
+      for (const level of [1, 6]) {
+        const native = gzip(data, level); // null on a system with neither library
+        if (native) expect(gunzipSync(native).equals(data)).toBe(true);
+      }
     }
+    // The library in use, as scripts/setup-system.sh installs them: ISA-L at level 1.
+    const lib = gzipLibrary();
+    expect([null, "libdeflate", "isal"]).toContain(lib);
+    if (existsSync("/usr/include/isa-l/igzip_lib.h")) expect(lib).toBe("isal");
+    if (lib !== null) expect(gzip(big, 1)!.length).toBeLessThan(big.length / 20);
   });
 });
 
