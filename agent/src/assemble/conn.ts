@@ -148,9 +148,9 @@ export class Conn {
     const parsed = r.scan?.requests() ?? (r.payload.length > 0 ? parseRequests(r.payload) : NO_MESSAGES);
     const started = this.requestMsg;
     clear(started);
-    if (parsed.length === 0) started.push(newExchange(r, kind, "tcp", 0));
+    if (parsed.length === 0) started.push(newExchange(r, this.id, kind, "tcp", 0));
     for (const p of parsed) {
-      const x = newExchange(r, kind, "http", p.offset);
+      const x = newExchange(r, this.id, kind, "http", p.offset);
       x.reqLength = p.bytes;
       x.request = p.head;
       x.app = extractAppContext(p.head.headers);

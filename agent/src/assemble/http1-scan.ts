@@ -12,6 +12,23 @@ import { latin1, methodOf, NO_HEADERS, type HttpHead, type ParsedMessage } from 
 
 type ScanLayout = Layout["scan"];
 
+/** A request-target's strings (HttpScanView.target). */
+interface TargetEntry {
+  target: string;
+  path: string;
+  plen: number;
+}
+
+const TARGET_SLOTS = 256;
+/** Longer targets (query strings with ids, tokens) are seldom the same twice: not kept. */
+const MAX_CACHED_TARGET = 512;
+
+/** buf[at, at + s.length) holds the latin1 characters of s. */
+function sameLatin1(buf: Buffer, at: number, s: string): boolean {
+  for (let i = s.length - 1; i >= 0; i--) if (buf[at + i] !== s.charCodeAt(i)) return false;
+  return true;
+}
+
 /** One record's scan, read in place: the decoder moves one view from record to record (valid
  * during the batch callback only, like the record). */
 export class HttpScanView {
@@ -26,6 +43,8 @@ export class HttpScanView {
    * the caller reads them at once, as it reads the record. */
   private readonly out: ParsedMessage[] = [];
   private readonly result: { messages: ParsedMessage[]; nextOffset?: number } = { messages: this.out, nextOffset: undefined };
+  /** Request-targets seen, direct-mapped by their length and two of their bytes (target()). */
+  private readonly targets: (TargetEntry | undefined)[] = new Array<TargetEntry | undefined>(TARGET_SLOTS).fill(undefined);
 
   constructor(layout: Layout) {
     this.L = layout.scan;
@@ -98,6 +117,23 @@ export class HttpScanView {
     return result;
   }
 
+  /**
+   * The request-target buf[t, t + tlen) and its path (its first plen bytes) as strings: the
+   * ones made for the same bytes before when they are in the cache. A server answers a few
+   * targets over and over: the same strings then, no new ones per request (latin1Slice is a
+   * call into C++ and an allocation), and the span's operation and the JSON writer's runs
+   * (ship/span-json.ts) compare them by identity.
+   */
+  private target(buf: Buffer, t: number, tlen: number, plen: number): TargetEntry {
+    const slot = (tlen * 31 + (tlen > 1 ? buf[t + 1] : 0) * 7 + (tlen > 0 ? buf[t + tlen - 1] : 0)) & (TARGET_SLOTS - 1);
+    const hit = this.targets[slot];
+    if (hit !== undefined && hit.plen === plen && hit.target.length === tlen && sameLatin1(buf, t, hit.target)) return hit;
+    const target = latin1(buf, t, t + tlen);
+    const e: TargetEntry = { target, path: plen === tlen ? target : target.slice(0, plen), plen };
+    if (tlen <= MAX_CACHED_TARGET) this.targets[slot] = e;
+    return e;
+  }
+
   private u16(at: number): number {
     return this.dv.getUint16(at, this.le);
   }
@@ -121,8 +157,9 @@ export class HttpScanView {
       const t = payloadAt + this.u16(msg + m.target_at);
       const tlen = this.u16(msg + m.target_len);
       const plen = this.u16(msg + m.path_len);
-      target = latin1(buf, t, t + tlen);
-      path = plen === tlen ? target : target.slice(0, plen);
+      const e = this.target(buf, t, tlen, plen);
+      target = e.target;
+      path = e.path;
     } else {
       status = this.u16(msg + m.status);
     }

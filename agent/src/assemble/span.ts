@@ -57,6 +57,25 @@ export interface SpanContext {
   toUnixNs(monoNs: bigint): bigint;
 }
 
+/** Operations made, direct-mapped by their method and path (operationOf). */
+const OPERATION_SLOTS = 256;
+const operations: ({ method: string | undefined; path: string | undefined; op: string } | undefined)[] =
+  new Array(OPERATION_SLOTS).fill(undefined);
+
+/**
+ * `${method} ${path}`, the same string as for the same method and path before when it is in
+ * the cache: no new concatenation per span (a rope, which the JSON writer then reads character
+ * by character through V8's slow path), and the writer's runs compare it by identity.
+ */
+function operationOf(method: string | undefined, path: string | undefined): string {
+  const slot = ((path?.length ?? 0) * 7 + (method?.length ?? 0) + (path !== undefined && path.length > 1 ? path.charCodeAt(1) : 0)) & (OPERATION_SLOTS - 1);
+  const hit = operations[slot];
+  if (hit !== undefined && hit.method === method && hit.path === path) return hit.op;
+  const op = `${method} ${path}`;
+  if (op.length <= 512) operations[slot] = { method, path, op };
+  return op;
+}
+
 /**
  * Every field is given, undefined when absent (JSON leaves it out, as validateESpan does): all
  * spans share one object shape (AgentSpan), where adding the optional fields one by one made a
@@ -95,7 +114,7 @@ export function buildSpan(x: Exchange, ctx: SpanContext): ESpan {
     x.remotePort, // dst_port
     x.l7, // l7_proto
     x.threadTraceId, // thread_trace_id
-    req ? `${req.method} ${req.path}` : undefined, // operation
+    req ? operationOf(req.method, req.path) : undefined, // operation
     req?.method, // http_method
     req?.path, // http_route
     req?.version ?? (status !== undefined ? resp!.version : undefined), // http_version

@@ -140,4 +140,30 @@ describe("the addon's HTTP scan against the JS parser", () => {
     expect(scanned(b("GET http://h/x HTTP/1.1\r\n\r\n"))!.requests()).toBeUndefined();
     expect(scanned(b("\x16\x03\x01 not http"))).toBeUndefined();
   });
+
+  it("gives one view's requests the strings of the same target seen before, and never another target's", () => {
+    // One view moved from record to record, as the decoder does. These targets have the same
+    // length and the same second and last bytes (the view's cache slot), and paths of two lengths.
+    const view = new HttpScanView(L);
+    const targets = ["/abc?x", "/aZc?x", "/abc?x", "/a?bc?x".slice(0, 6), "/abcdx", "/aZc?x", "/abc?x"];
+    const seen = new Map<string, { target: string; path: string }>();
+    for (const [i, t] of targets.entries()) {
+      const payload = b(`${i % 2 ? "POST" : "GET"} ${t} HTTP/1.1\r\nContent-Length: 0\r\n\r\n`);
+      const scan = scanHttp(payload);
+      const scanAt = (payload.length + 7) & ~7;
+      const buf = Buffer.alloc(scanAt + scan.length);
+      payload.copy(buf, 0);
+      scan.copy(buf, scanAt);
+      view.moveTo(buf, new DataView(buf.buffer, buf.byteOffset, buf.byteLength), scanAt, 0);
+      const [m] = view.requests()!;
+      expect(norm([m])).toEqual(norm(parseRequests(payload)));
+      const before = seen.get(t);
+      if (before) {
+        expect(m.head.target).toBe(before.target);
+        expect(m.head.path).toBe(before.path);
+      }
+      seen.set(t, { target: m.head.target!, path: m.head.path! });
+    }
+    expect(seen.size).toBe(4);
+  });
 });
