@@ -162,6 +162,7 @@ once, and without app context the agent does not guess (testbed/README.md).`,
 ];
 
 const PATH = join(ROOT, "BENCHMARKS.md");
+const today = () => new Date().toISOString().slice(0, 10);
 /** The sections of the existing BENCHMARKS.md by heading (for --only). */
 const kept = new Map<string, string>();
 if (args.only !== undefined && existsSync(PATH)) {
@@ -187,14 +188,15 @@ for (const b of BENCHES) {
   } catch (e) {
     body = `Failed (${(e as Error).message}); see the command's output.`;
   }
-  sections.push(`## ${b.name}\n\n\`${cmd}\` (load average ${load} at the start)\n\n${body}\n`);
+  sections.push(`## ${b.name}\n\n\`${cmd}\` (run ${today()}, load average ${load} at the start)\n\n${body}\n`);
 }
 
 writeFileSync(PATH, `# espan benchmarks
 
-Written by \`npm run bench\` (bench/all.ts) on ${new Date().toISOString().slice(0, 10)}: every benchmark, one after the
-other, each figure with the command that made it. Tests never assert speed; these machines are
-shared and noisy, so figures are medians of the runs in one invocation.
+Written by \`npm run bench\` (bench/all.ts): every benchmark, one after the other, each figure
+with the command that made it and the day it ran (\`--only\` reruns some sections and keeps the
+others as they were). Tests never assert speed; these machines are shared and noisy, so figures
+are medians of the runs in one invocation.
 
 Machine: ${machine()}.
 
