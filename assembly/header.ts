@@ -52,7 +52,8 @@ export const H_DEFER_CAP = 102;
 export const H_DECIDED_HELD = 103; // records decided but still held for late relatives
 export const H_RUNS = 104; // the FIFO of expiry runs (timers.ts), 4 words like H_FIFO's
 export const H_HRUNS = 108; // the FIFO of horizon runs, likewise
-export const H_WORDS = 112;
+export const H_NET_CONFLICTS = 112; // records in the net table as conflicts (table.ts: filed by key and span id)
+export const H_WORDS = 120; // a multiple of 8: the memory after the header starts on a cache line
 
 export const OPT_USE_APP: u64 = 1;
 export const OPT_KEEP_ALL: u64 = 2;
@@ -72,7 +73,7 @@ export const STAT_MSGS_RECEIVED = 10;
 export const STAT_STUBS = 11;
 export const STAT_COUNT = 12;
 
-export const MAGIC: u64 = 0x6e617073_65_00_0004; // "espan" engine, layout version 4
+export const MAGIC: u64 = 0x6e617073_65_00_0005; // "espan" engine, layout version 5
 
 @inline export function hget(i: i32): u64 {
   return load<u64>(HDR + (<usize>i << 3));

@@ -12,6 +12,7 @@ export const SALT_TRACE_LO: u64 = 0x9e3779b97f4a7c15;
 export const SALT_SAMPLE: u64 = 0xd6e8feb86659fd93;
 export const SALT_THREAD_SHARD: u64 = 0xa0761d6478bd642f;
 export const SALT_TABLE: u64 = 0xe7037ed1a0b428db;
+export const SALT_ALT: u64 = 0x8ebc6af09c88c6e3;
 
 /** ULID layout: 48-bit unix ms of the root's start, then 80 bits hashed from its span id. */
 @inline export function traceHiOfRoot(spanId: u64, startNs: u64): u64 {

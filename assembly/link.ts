@@ -9,7 +9,7 @@
 // states the same semantics plainly; the property tests hold the two equal for S = 1..64.
 import { deferFree, outNext, scratchGet, scratchPop, scratchPush, scratchTop, send } from "./buffers";
 import {
-  hadd, hget, stat, H_APP_BASE, H_DECIDED_HELD, H_NET_BASE, H_OPTS, H_REC_BASE, H_SETTLE, H_SHARD, H_SHARDS, H_THR_BASE, H_THRESHOLD,
+  hadd, hget, stat, H_APP_BASE, H_DECIDED_HELD, H_NET_BASE, H_NET_CONFLICTS, H_OPTS, H_REC_BASE, H_SETTLE, H_SHARD, H_SHARDS, H_THR_BASE, H_THRESHOLD,
   H_WINDOW, OPT_KEEP_ALL, OPT_USE_APP, STAT_CONFLICTS, STAT_DUPLICATES, STAT_FORCED, STAT_LATE, STAT_ORPHANS,
   STAT_RECEIVED, STAT_ROOTS, STAT_SAMPLED_IN, STAT_SAMPLED_OUT, STAT_STUBS,
 } from "./header";
@@ -29,7 +29,7 @@ import {
   R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SHIFT, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
   S_WAITING, setFlags, setState, state, R_F_FREE,
 } from "./record";
-import { homeSlot, probeFirst, probeNext, ROLE_B, tableCheck, tableInsert, tableRemove } from "./table";
+import { altKey, homeSlot, NO_ALT, probeFiled, probeFirst, probeNext, ROLE_B, tableCheck, tableInsert, tableRemove } from "./table";
 import { decidePeekGen, decidePeekIdx, NO_GEN_CHECK, T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
 
 const NO_GEN: i32 = -1;
@@ -47,7 +47,11 @@ const NO_GEN: i32 = -1;
 @inline function isEntry(p: usize): bool {
   return (flags(p) & R_F_ENTRY) != 0;
 }
-/** Its role in the thread table: owners (entries) under their key's tag, members under role B. */
+/** The net table's shape (table.ts): by net key; conflicts (role B) filed by net key and span id. */
+const NET: u64 = <u64>R_KEY | (<u64>R_SPAN_ID << 8) | (<u64>R_F_NET_CONFLICT << 16) | (<u64>R_F_NET_CONFLICT << 32);
+/** The thread table's shape: by thread id; owners (entries) role A, members role B, both under the thread id. */
+const THREAD: u64 = <u64>R_TID | (<u64>NO_ALT << 8) | (<u64>R_F_ENTRY << 16);
+/** Its role in the thread table. */
 @inline function threadRole(entry: bool): u8 {
   return entry ? 0 : ROLE_B;
 }
@@ -103,7 +107,17 @@ function findRecord(h: i32, keyAt: u32, key: u64, role: u8, spanId: u64, homeOnl
 
 /** The home record of a span by its net key and span id, or 0. */
 export function findHome(key: u64, spanId: u64): u32 {
-  return findRecord(H_NET_BASE, R_KEY, key, 0, spanId, true);
+  const idx = findRecord(H_NET_BASE, R_KEY, key, 0, spanId, true);
+  return idx != 0 ? idx : findConflict(key, spanId);
+}
+
+/** A conflict held at home by its net key and span id, or 0 (no probe while none is held). */
+function findConflict(key: u64, spanId: u64): u32 {
+  if (hget(H_NET_CONFLICTS) == 0) return 0;
+  for (let idx = probeFiled(H_NET_BASE, R_KEY, altKey(key, spanId), key, ROLE_B); idx != 0; idx = probeNext()) {
+    if (load<u64>(rp(idx) + R_SPAN_ID) == spanId) return idx;
+  }
+  return 0;
 }
 
 /** A record in this shard's thread table by thread id, role (entry: an owner) and span id, or 0. */
@@ -142,7 +156,10 @@ export function prefetchSlots(idx: u32): void {
   const p = rp(idx);
   const f = flags(p);
   let t = touched;
-  if ((f & R_F_STUB) == 0) t ^= homeSlot(H_NET_BASE, load<u64>(p + R_KEY));
+  if ((f & R_F_STUB) == 0) {
+    const key = load<u64>(p + R_KEY);
+    t ^= homeSlot(H_NET_BASE, (f & R_F_NET_CONFLICT) != 0 ? altKey(key, load<u64>(p + R_SPAN_ID)) : key);
+  }
   if ((f & R_F_IN_THREAD) != 0) t ^= homeSlot(H_THR_BASE, load<u64>(p + R_TID));
   touched = t;
 }
@@ -197,7 +214,8 @@ let netOther: u32 = 0;
 /**
  * One pass over the records of a net group, for a span not yet in it: is it a duplicate (its span
  * id at home), and whom would it join (at most one exit and one entry: a second of its own kind
- * is a conflict)? One scan instead of a duplicate probe and a join probe.
+ * is a conflict)? One scan instead of a duplicate probe and a join probe; the group's conflicts,
+ * filed apart, are looked up by span id (only while any is held).
  */
 function scanNetGroup(key: u64, spanId: u64, entry: bool): void {
   netDuplicate = false;
@@ -210,10 +228,13 @@ function scanNetGroup(key: u64, spanId: u64, entry: bool): void {
       netDuplicate = true;
       return;
     }
+    // (A conflict shows here only when its tag, filed apart, happens to match on this chain.)
     if ((f & (R_F_EXPIRED | R_F_NET_CONFLICT)) != 0) continue;
     if (((f & R_F_ENTRY) != 0) == entry) netConflict = true;
     else netOther = q;
   }
+  // Conflicts are filed apart (by key and span id): a duplicate of one is found there.
+  netDuplicate = findConflict(key, spanId) != 0;
 }
 
 export function ingestOne(inp: usize): void {
@@ -249,25 +270,26 @@ export function ingestOne(inp: usize): void {
     }
   }
   timerPush(T_EXPIRE, arrival + <i64>hget(H_WINDOW), idx, gen(p));
-  tableInsert(H_NET_BASE, R_KEY, idx, 0);
+  if (conflict) {
+    // Not a member of its net group: flagged before it is filed (a conflict is filed apart).
+    addFlags(p, R_F_NET_CONFLICT);
+    stat(STAT_CONFLICTS);
+    hadd(H_NET_CONFLICTS, 1);
+  }
+  tableInsert(H_NET_BASE, NET, idx);
   // The thread group first: a remote thread shard must hear of the span before any decision
   // about it can follow (the net join may link it under a decided parent at once). Thread links
   // change no flag the net scan looked at, so its findings still hold.
   if ((fl & IN_F_HAS_TID) != 0) registerThread(idx, arrival);
-  netJoin(idx, conflict, other);
+  if (!conflict) netJoin(idx, other);
   // An exit made outside any open entry is a client-side root. (Entries always have a thread
   // id: the contract requires it.)
   if ((fl & (IN_F_HAS_TID | IN_F_ENTRY)) == 0) makeRoot(idx, arrival);
 }
 
 /** The exit → entry link of a net group; at most one of each (more are conflicts, not linked). */
-function netJoin(idx: u32, conflict: bool, other: u32): void {
+function netJoin(idx: u32, other: u32): void {
   const p = rp(idx);
-  if (conflict) {
-    addFlags(p, R_F_NET_CONFLICT);
-    stat(STAT_CONFLICTS);
-    return;
-  }
   if (other == 0) return;
   if (isEntry(p)) link(idx, other);
   else if (state(rp(other)) == S_WAITING) link(other, idx);
@@ -304,11 +326,11 @@ function threadJoin(idx: u32): void {
     }
     // A member linked to its owner is never looked for in its thread group again (a stub is:
     // decisions and summaries find it there), so a home member that finds its owner stays out.
-    if (owner == 0 || isStub(p)) insertThread(idx, ROLE_B);
+    if (owner == 0 || isStub(p)) insertThread(idx);
     if (owner != 0) link(idx, owner);
     return;
   }
-  insertThread(idx, 0);
+  insertThread(idx);
   for (let q = probeFirst(H_THR_BASE, R_TID, tid, 0); q != 0; q = probeNext()) {
     if (q != idx && (flags(rp(q)) & (R_F_EXPIRED | R_F_THREAD_CONFLICT)) == 0) {
       addFlags(p, R_F_THREAD_CONFLICT); // a second live owner: not linked
@@ -327,8 +349,8 @@ function threadJoin(idx: u32): void {
   while (scratchTop > base) scratchPop();
 }
 
-@inline function insertThread(idx: u32, role: u8): void {
-  tableInsert(H_THR_BASE, R_TID, idx, role);
+@inline function insertThread(idx: u32): void {
+  tableInsert(H_THR_BASE, THREAD, idx);
   addFlags(rp(idx), R_F_IN_THREAD);
 }
 
@@ -341,7 +363,7 @@ function link(child: u32, parent: u32): void {
   if ((flags(c) & (R_F_ENTRY | R_F_STUB | R_F_IN_THREAD)) == R_F_IN_THREAD) {
     // A member linked to its owner is never looked for in its thread group again (a stub is:
     // decisions and summaries find it there): its slot goes now, not when its window ends.
-    tableRemove(H_THR_BASE, R_TID, child, ROLE_B);
+    tableRemove(H_THR_BASE, THREAD, child);
     setFlags(c, flags(c) & ~R_F_IN_THREAD);
   }
   store<u32>(c + R_PARENT, parent);
@@ -559,8 +581,11 @@ export function freeRecord(idx: u32): void {
   appRelease(load<u32>(p + R_OWN_APP));
   if ((f & R_F_STATE) != S_DECIDED) appRelease(load<u32>(p + R_BEST_APP));
   else hadd(H_DECIDED_HELD, <u64>-1);
-  if ((f & R_F_STUB) == 0) tableRemove(H_NET_BASE, R_KEY, idx, 0);
-  if ((f & R_F_IN_THREAD) != 0) tableRemove(H_THR_BASE, R_TID, idx, threadRole((f & R_F_ENTRY) != 0));
+  if ((f & R_F_STUB) == 0) {
+    tableRemove(H_NET_BASE, NET, idx);
+    if ((f & R_F_NET_CONFLICT) != 0) hadd(H_NET_CONFLICTS, <u64>-1);
+  }
+  if ((f & R_F_IN_THREAD) != 0) tableRemove(H_THR_BASE, THREAD, idx);
   setFlags(p, R_F_FREE);
   store<u16>(p + R_GEN, <u16>(gen(p) + 1)); // timers still pointing here are now stale
   poolFree(H_REC_BASE, REC_SIZE, REC_SHIFT, idx);
@@ -617,8 +642,8 @@ import { shardOfNet } from "./ids";
 
 /** Consistency check for tests: 0, or a code naming the first broken invariant (10 + the net table's code, 20 + the thread table's). */
 export function checkTables(): u32 {
-  const net = tableCheck(H_NET_BASE, R_KEY, R_FLAGS, <u16>R_F_FREE, 0);
+  const net = tableCheck(H_NET_BASE, NET, <u16>R_F_FREE);
   if (net != 0) return 10 + net;
-  const thread = tableCheck(H_THR_BASE, R_TID, R_FLAGS, <u16>R_F_FREE, <u16>R_F_ENTRY);
+  const thread = tableCheck(H_THR_BASE, THREAD, <u16>R_F_FREE);
   return thread != 0 ? 20 + thread : 0;
 }

@@ -11,12 +11,16 @@
 // A bucket costs 64 bytes for 12 entries: 6.7 bytes an entry at the 80% bound, 10 just after
 // growing by half (8-byte Robin Hood slots: 10 and 15).
 //
-// Roles: an entry may be put under its key's tag or under that tag with ROLE_B (0x40) flipped.
-// The thread table keeps its two roles apart so (owners: A, members: B): a probe for one role
-// never reads the records of the other under the same key (a member looking for its owner used
-// to read every sibling waiting before it), and both still share the key's home bucket (one miss).
-// A probe for a role also matches other keys' entries whose tag happens to equal its own, as any
-// tag match can; the record's key tells them apart.
+// Roles: an entry is role A or B by its record's flags (a table's shape says which), and a role B
+// entry's tag has bit 0x40 flipped, so a probe for one role never reads the records of the other
+// under the same key. The thread table's roles are owners (A) and members (B), sharing the key's
+// home bucket: a member looking for its owner does not read every sibling waiting before it. The
+// net table's role B is a conflict (a third span of a net group, which never links): it is filed
+// under its key mixed with its span id, so that spans flooding one key (bad input) do not chain
+// (each insert and scan would walk them all: time quadratic in their number) and are found, as
+// duplicates or by messages, by key and span id. A probe for a role also matches other keys'
+// entries whose tag happens to equal its own, as any tag match can; the record's key tells them
+// apart.
 //
 // Bucket layout: bytes 0..11 the tags (0 = empty slot; else 0x80 | 7 bits of the key's hash,
 // bit 0x40 flipped for role B),
@@ -27,8 +31,8 @@
 // of two and a table grows by half again.
 import { allocExact, freeExact } from "./alloc";
 import { hget, hset } from "./header";
-import { mix64, SALT_TABLE } from "./ids";
-import { rp } from "./record";
+import { mix64, SALT_ALT, SALT_TABLE } from "./ids";
+import { rp, R_FLAGS } from "./record";
 
 const T_BASE = 0;
 const T_BUCKETS = 1;
@@ -41,6 +45,33 @@ const IDX_AT: usize = 16;
 const SATURATED: u32 = 255;
 /** The tag flip of role B (role A: 0). */
 export const ROLE_B: u8 = 0x40;
+
+/**
+ * A table's shape, one constant (a constant expression at its definition, so it folds):
+ * `keyAt | altAt << 8 | roleMask << 16 | roleWant << 32`. Its entries' key is the record's word at
+ * `keyAt`; an entry is role B when its record's flags & `roleMask` == `roleWant`; a role B entry is
+ * filed under its key mixed with the record's word at `altAt` (`altKey`), or under its key itself
+ * with NO_ALT.
+ */
+export const NO_ALT: u32 = 0xff;
+@inline function keyAtOf(shape: u64): u32 {
+  return <u32>shape & 0xff;
+}
+@inline function altAtOf(shape: u64): u32 {
+  return <u32>(shape >> 8) & 0xff;
+}
+@inline function roleOf(shape: u64, p: usize): u8 {
+  return ((<u32>load<u16>(p + R_FLAGS) & (<u32>(shape >> 16) & 0xffff)) == (<u32>(shape >> 32) & 0xffff)) ? ROLE_B : 0;
+}
+/** The key a role B entry with the word `alt` at altAt is filed under. */
+@inline export function altKey(key: u64, alt: u64): u64 {
+  return key ^ mix64(alt ^ SALT_ALT);
+}
+/** The key record `p` is filed under, in its role. */
+@inline function fileKey(shape: u64, p: usize, role: u8): u64 {
+  const key = load<u64>(p + keyAtOf(shape));
+  return role != 0 && altAtOf(shape) != NO_ALT ? altKey(key, load<u64>(p + altAtOf(shape))) : key;
+}
 /** Grow at 80% of the slots, by half again. */
 const MAX_LOAD_NUM: u64 = 4;
 const MAX_LOAD_DEN: u64 = 5;
@@ -111,8 +142,13 @@ let pKeyAt: u32 = 0;
 let pKey: u64 = 0;
 
 /** The first record under `key` in role `role` (0 or ROLE_B) of table `h` (key at `keyAt` in the record), or 0. */
-export function probeFirst(h: i32, keyAt: u32, key: u64, role: u8): u32 {
-  const hash = hashOf(key);
+@inline export function probeFirst(h: i32, keyAt: u32, key: u64, role: u8): u32 {
+  return probeFiled(h, keyAt, key, key, role);
+}
+
+/** The first record filed under `filed` in role `role` whose key is `key` (role B entries filed by `altKey`), or 0. */
+export function probeFiled(h: i32, keyAt: u32, filed: u64, key: u64, role: u8): u32 {
+  const hash = hashOf(filed);
   pBase = <usize>hget(h + T_BASE);
   pBuckets = <u32>hget(h + T_BUCKETS);
   pBucket = homeOf(hash, pBuckets);
@@ -142,13 +178,15 @@ export function probeNext(): u32 {
   return 0; // not reached (AssemblyScript wants a return after an endless loop)
 }
 
-/** Puts record `idx` under its key (at `keyAt`) in role `role` (0 or ROLE_B). */
-export function tableInsert(h: i32, keyAt: u32, idx: u32, role: u8): void {
+/** Puts record `idx` into table `h` of shape `shape`, in its role. */
+export function tableInsert(h: i32, shape: u64, idx: u32): void {
   const count = hget(h + T_COUNT) + 1;
   const buckets = hget(h + T_BUCKETS);
-  if (count * MAX_LOAD_DEN > buckets * SLOTS * MAX_LOAD_NUM) rehash(h, keyAt, <u32>(buckets + (buckets >> 1) + 1));
+  if (count * MAX_LOAD_DEN > buckets * SLOTS * MAX_LOAD_NUM) rehash(h, shape, <u32>(buckets + (buckets >> 1) + 1));
   hset(h + T_COUNT, count);
-  put(<usize>hget(h + T_BASE), <u32>hget(h + T_BUCKETS), hashOf(load<u64>(rp(idx) + keyAt)), idx, role);
+  const p = rp(idx);
+  const role = roleOf(shape, p);
+  put(<usize>hget(h + T_BASE), <u32>hget(h + T_BUCKETS), hashOf(fileKey(shape, p, role)), idx, role);
 }
 
 /** Places an entry in the first bucket with room from its home on, counting the buckets it passes. */
@@ -174,7 +212,7 @@ function put(base: usize, buckets: u32, hash: u64, idx: u32, role: u8): void {
  * one's hash comes from its record's key (the tags keep only 7 bits), reads that do not depend on
  * each other, so the CPU overlaps their misses. A running shard's tables reach their size once.
  */
-function rehash(h: i32, keyAt: u32, buckets: u32): void {
+function rehash(h: i32, shape: u64, buckets: u32): void {
   const old = <usize>hget(h + T_BASE);
   const oldBuckets = <u32>hget(h + T_BUCKETS);
   const base = allocExact(<usize>buckets << BUCKET_SHIFT);
@@ -185,8 +223,9 @@ function rehash(h: i32, keyAt: u32, buckets: u32): void {
       const slot = ctz(used);
       used &= used - 1;
       const idx = idxAt(bp, slot);
-      const hash = hashOf(load<u64>(rp(idx) + keyAt));
-      put(base, buckets, hash, idx, load<u8>(bp + <usize>slot) ^ tagOf(hash)); // the role it had
+      const p = rp(idx);
+      const role = roleOf(shape, p);
+      put(base, buckets, hashOf(fileKey(shape, p, role)), idx, role);
 
     }
   }
@@ -195,11 +234,13 @@ function rehash(h: i32, keyAt: u32, buckets: u32): void {
   hset(h + T_BUCKETS, buckets);
 }
 
-/** Removes record `idx` (present under its key, in role `role`). */
-export function tableRemove(h: i32, keyAt: u32, idx: u32, role: u8): void {
+/** Removes record `idx` (present in table `h` of shape `shape`, in its role). */
+export function tableRemove(h: i32, shape: u64, idx: u32): void {
   const base = <usize>hget(h + T_BASE);
   const buckets = <u32>hget(h + T_BUCKETS);
-  const hash = hashOf(load<u64>(rp(idx) + keyAt));
+  const p = rp(idx);
+  const role = roleOf(shape, p);
+  const hash = hashOf(fileKey(shape, p, role));
   const tag = tagOf(hash) ^ role;
   const home = homeOf(hash, buckets);
   let b = home;
@@ -232,12 +273,12 @@ export function tableRemove(h: i32, keyAt: u32, idx: u32, role: u8): void {
 
 /**
  * Consistency check for tests: 0, or a code naming the first broken invariant: 1 an entry whose
- * record is free (`freeFlag` set at `flagsAt`), 2 a tag that is not its key's in its role (role A
- * when the record has `roleAFlag` set or when that is 0, else B), 3 a bucket's
+ * record is free (`freeFlag` set in its flags), 2 a tag that is not that of the key it is filed
+ * under in its role (the table's shape), 3 a bucket's
  * overflow count that is not the number of entries passing it, 4 the entry count. Allocates
  * nothing (tests check that memory stays flat).
  */
-export function tableCheck(h: i32, keyAt: u32, flagsAt: u32, freeFlag: u16, roleAFlag: u16): u32 {
+export function tableCheck(h: i32, shape: u64, freeFlag: u16): u32 {
   const base = <usize>hget(h + T_BASE);
   const buckets = <u32>hget(h + T_BUCKETS);
   let count: u64 = 0;
@@ -249,9 +290,9 @@ export function tableCheck(h: i32, keyAt: u32, flagsAt: u32, freeFlag: u16, role
       const slot = ctz(used);
       used &= used - 1;
       const p = rp(idxAt(bp, slot));
-      if ((load<u16>(p + flagsAt) & freeFlag) != 0) return 1;
-      const hash = hashOf(load<u64>(p + keyAt));
-      const role: u8 = roleAFlag == 0 || (load<u16>(p + flagsAt) & roleAFlag) != 0 ? 0 : ROLE_B;
+      if ((load<u16>(p + R_FLAGS) & freeFlag) != 0) return 1;
+      const role = roleOf(shape, p);
+      const hash = hashOf(fileKey(shape, p, role));
       if (load<u8>(bp + <usize>slot) != (tagOf(hash) ^ role)) return 2;
       farthest = max(farthest, distance(homeOf(hash, buckets), b, buckets));
       count++;
@@ -268,7 +309,8 @@ export function tableCheck(h: i32, keyAt: u32, flagsAt: u32, freeFlag: u16, role
       while (used != 0) {
         const slot = ctz(used);
         used &= used - 1;
-        if (distance(homeOf(hashOf(load<u64>(rp(idxAt(bp, slot)) + keyAt)), buckets), b, buckets) >= d) want++;
+        const p = rp(idxAt(bp, slot));
+        if (distance(homeOf(hashOf(fileKey(shape, p, roleOf(shape, p))), buckets), b, buckets) >= d) want++;
       }
     }
     const have = overflowOf(bucketAt(base, c));

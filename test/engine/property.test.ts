@@ -118,6 +118,43 @@ describe("engine == reference model on generated traffic", () => {
   }
 });
 
+describe("engine == reference model on bad input", () => {
+  it("a flood of one net key (conflicts, some in thread groups, and duplicates of them) in generated traffic: S = 1..64 equal the model", () => {
+    const traffic = generateTraffic({ seed: 4, traces: 200, untracedCallerFraction: 0.2, clientRootFraction: 0.3, natFraction: 0.3 });
+    const rng = new Rng(11);
+    // Exits and entries that all report one seq pair (an agent gone wrong). Some exits carry the
+    // thread id of a real entry: conflicts of their net group, they are still members of its thread
+    // group, linked at a thread shard that tells their home (which must find them by key and span
+    // id). The entries have thread ids of their own: two live entries on one thread id are another
+    // kind of bad input, whose owner depends on arrival order (across shards, on message order).
+    const entries = traffic.spans.filter((x) => x.kind === "entry");
+    const flood: ESpan[] = Array.from({ length: 600 }, (_, i) => ({
+      ...traffic.spans[i % traffic.spans.length],
+      span_id: (0xf100000 + i).toString(16).padStart(16, "0"),
+      kind: i % 3 === 0 ? "entry" : "exit",
+      req_seq: 7,
+      resp_seq: 9,
+      thread_trace_id: i % 3 === 0 ? (0xe100000 + i).toString(16).padStart(16, "0") : i % 2 === 0 ? entries[rng.int(0, entries.length - 1)].thread_trace_id : undefined,
+    }));
+    const again = Array.from({ length: 100 }, () => flood[rng.int(0, flood.length - 1)]); // duplicates
+    const spans = { ...traffic, spans: [...traffic.spans, ...flood, ...again] };
+    const batches = shuffled(spans, rng, 10_000);
+    const cfg: LinkConfig = { windowMs: 20_000, settleMs: 2_000, samplingRate: 1, useAppTraceId: false };
+    const modelStats: LinkStats[] = [];
+    const expected = run(model(cfg), batches, modelStats);
+    expect(expected).toHaveLength(traffic.spans.length + flood.length);
+    expect(modelStats[0].conflicts).toBeGreaterThan(500);
+    expect(modelStats[0].duplicates).toBe(again.length);
+    for (const s of SHARDS) {
+      const engineStats: LinkStats[] = [];
+      expect(run(engine(cfg, s), batches, engineStats), `${s} shards`).toEqual(expected);
+      const { messagesSent: _, late: __, ...counters } = engineStats[0] as LinkStats & { messagesSent: number };
+      const { late: ___, ...modelCounters } = modelStats[0];
+      expect(counters, `${s} shards: counters`).toEqual(modelCounters);
+    }
+  });
+});
+
 describe("links equal the generator's ground truth", () => {
   it("every parent and every trace, 2000 traces shuffled within the window", () => {
     const traffic = generateTraffic({ seed: 42, traces: 2000, untracedCallerFraction: 0.2, clientRootFraction: 0.3, dbCallFraction: 0.3, natFraction: 0.3 });
