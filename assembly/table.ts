@@ -129,8 +129,8 @@ export function tableCount(h: i32): u64 {
   return load<u64>(bucketAt(<usize>hget(h + T_BASE), homeOf(hashOf(key), <u32>hget(h + T_BUCKETS))));
 }
 
-// A probe over the records of one key: `for (let q = probeFirst(h, keyAt, key); q != 0; q =
-// probeNext())`. The cursor lives in these globals for the loop only (never across calls, so a
+// A probe over the records of one key in one role: `for (let q = probeFirst(h, keyAt, key, role);
+// q != 0; q = probeNext())`. The cursor lives in these globals for the loop only (never across calls, so a
 // snapshot of memory still holds all state); the table must not change while it runs.
 let pBase: usize = 0;
 let pBuckets: u32 = 0;
@@ -226,7 +226,6 @@ function rehash(h: i32, shape: u64, buckets: u32): void {
       const p = rp(idx);
       const role = roleOf(shape, p);
       put(base, buckets, hashOf(fileKey(shape, p, role)), idx, role);
-
     }
   }
   freeExact(old, <usize>oldBuckets << BUCKET_SHIFT);
