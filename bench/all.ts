@@ -134,6 +134,8 @@ window: an orphan entry's tree), 0.19 decisions and their walks, 1 free; no step
 Fan-out: one thread making N calls before its entry returns (\`--fan-out N\`, 2026-12-05):
 N = 20,000 is ingested and linked in ~190 ms (every exit shares the group's key, so the table's
 chain walks still grow with N; members no longer read each other's records: 1.6 s before).
+Bad input: N = 20,000 spans that all report one net key (\`--one-key N\`) take 15–45 ms to ingest
+and decide (conflicts are filed by key and span id; 2.3 s before).
 Memory: 64-byte records and 48-byte app contexts in pool pages of 64/192 KiB carved from the
 regions growing tables leave behind; hash tables of 64-byte buckets (12 one-byte tags compared
 with SIMD, an overflow count, 12 record indices; after Facebook's F14), grown by half at 80% load;

@@ -8,6 +8,7 @@
  *                           [--records-only] [--profile-warm FILE.cpuprofile]
  *   node dist/bench-core.js --fan-out N [--wasm FILE]   (one thread making N calls, then its entry:
  *                                                        the time to link them, growing with N)
+ *   node dist/bench-core.js --one-key N [--wasm FILE]   (N spans reporting one net key: bad input)
  */
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
@@ -38,6 +39,8 @@ const { values: args } = parseArgs({
     "records-only": { type: "boolean", default: false },
     /** Only time one thread group of this many exits waiting for their entry (a worst case of fan-out). */
     "fan-out": { type: "string" },
+    /** Only time this many exits that all report one net key (bad input: conflicts of one net group). */
+    "one-key": { type: "string" },
     /**
      * Write a CPU profile of the warm runs only (open in Chrome DevTools; build the engine with
      * names for it: `npx asc assembly/index.ts --target release --debug -o F`, then `--wasm F`).
@@ -162,22 +165,26 @@ function runModel(batches: ESpan[][], at: number[]): Run {
   return { seconds: (performance.now() - t0) / 1000, maxHeld: 0, maxPending: 0, memory: 0, bytesPerHeld: 0, decided };
 }
 
-if (args["fan-out"]) {
-  fanOut(Number(args["fan-out"]));
+if (args["fan-out"] || args["one-key"]) {
+  worstCase(Number(args["fan-out"] ?? args["one-key"]), args["fan-out"] !== undefined);
   process.exit(0);
 }
 
 /**
- * One entry whose thread made `n` calls to untraced servers, shipped before the entry (its
- * response ends last): `n` exits wait in one thread group, then the entry adopts them all. Every
- * one of them shares the group's key, so this is the worst case of the thread table's chains.
+ * The worst cases of the engine's tables, timed (3 runs). Fan-out: one entry whose thread made `n`
+ * calls to untraced servers, shipped before the entry (its response ends last): `n` exits wait in
+ * one thread group, all under its key, then the entry adopts them all. One key: `n` exits that
+ * all report one seq pair (an agent gone wrong): conflicts of one net group, all but the first.
  */
-function fanOut(n: number): void {
+function worstCase(n: number, fanOut: boolean): void {
   const module = loadEngineModule(args.wasm ? { path: args.wasm } : {});
   const base = { start_ns: "1764000000000000000", duration_ns: 1000, host: "h", pid: 1, tid: 1, process_name: "p", service: "s", src_ip: "10.0.0.1", dst_ip: "10.0.0.2", src_port: 40000, dst_port: 80, l7_proto: "http" } as const;
   const tid = "00000000000000aa";
-  const spans: ESpan[] = Array.from({ length: n }, (_, i) => ({ ...base, span_id: (0x9000000 + i).toString(16).padStart(16, "0"), kind: "exit", req_seq: i, resp_seq: 7, thread_trace_id: tid }));
-  spans.push({ ...base, span_id: "0000000000001234", kind: "entry", req_seq: 0xfffffff, resp_seq: 8, thread_trace_id: tid });
+  const id = (i: number) => (0x9000000 + i).toString(16).padStart(16, "0");
+  const spans: ESpan[] = fanOut
+    ? Array.from({ length: n }, (_, i) => ({ ...base, span_id: id(i), kind: "exit", req_seq: i, resp_seq: 7, thread_trace_id: tid }))
+    : Array.from({ length: n }, (_, i) => ({ ...base, span_id: id(i), kind: "exit", req_seq: 7, resp_seq: 9 }));
+  if (fanOut) spans.push({ ...base, span_id: "0000000000001234", kind: "entry", req_seq: 0xfffffff, resp_seq: 8, thread_trace_id: tid });
   for (let r = 0; r < 3; r++) {
     const e = new LinkerEngine(module, CFG);
     const records = e.encode(spans, 0);
@@ -185,8 +192,10 @@ function fanOut(n: number): void {
     const t0 = performance.now();
     for (let i = 0; i < spans.length; i += BATCH) e.ingestRecords(records.subarray(i * size, Math.min(spans.length, i + BATCH) * size));
     e.tick(Number.MAX_SAFE_INTEGER);
-    const linked = e.drainResults().filter((x) => x.parent_id === "0000000000001234").length;
-    console.log(`fan-out ${n}: ${(performance.now() - t0).toFixed(1)} ms to ingest and link (${linked} exits under their entry)`);
+    const out = e.drainResults();
+    const ms = (performance.now() - t0).toFixed(1);
+    if (fanOut) console.log(`fan-out ${n}: ${ms} ms to ingest and link (${out.filter((x) => x.parent_id === "0000000000001234").length} exits under their entry)`);
+    else console.log(`one net key ${n}: ${ms} ms to ingest and decide (${out.length} spans out, ${e.stats().conflicts} conflicts)`);
   }
 }
 
