@@ -29,7 +29,7 @@ import {
   R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SHIFT, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
   S_WAITING, setFlags, setState, state, R_F_FREE,
 } from "./record";
-import { altKey, homeSlot, NO_ALT, probeFiled, probeFirst, probeNext, ROLE_B, tableCheck, tableInsert, tableRemove } from "./table";
+import { altKey, filedSlot, homeSlot, NO_ALT, probeFiled, probeFirst, probeNext, ROLE_B, tableCheck, tableInsert, tableRemove } from "./table";
 import { decidePeekGen, decidePeekIdx, NO_GEN_CHECK, T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
 
 const NO_GEN: i32 = -1;
@@ -111,9 +111,12 @@ export function findHome(key: u64, spanId: u64): u32 {
   return idx != 0 ? idx : findConflict(key, spanId);
 }
 
-/** A conflict held at home by its net key and span id, or 0 (no probe while none is held). */
-function findConflict(key: u64, spanId: u64): u32 {
-  if (hget(H_NET_CONFLICTS) == 0) return 0;
+/** A conflict held at home by its net key and span id, or 0 (no probe, nor call, while none is held). */
+@inline function findConflict(key: u64, spanId: u64): u32 {
+  return hget(H_NET_CONFLICTS) == 0 ? 0 : probeConflict(key, spanId);
+}
+
+function probeConflict(key: u64, spanId: u64): u32 {
   for (let idx = probeFiled(H_NET_BASE, R_KEY, altKey(key, spanId), key, ROLE_B); idx != 0; idx = probeNext()) {
     if (load<u64>(rp(idx) + R_SPAN_ID) == spanId) return idx;
   }
@@ -156,11 +159,8 @@ export function prefetchSlots(idx: u32): void {
   const p = rp(idx);
   const f = flags(p);
   let t = touched;
-  if ((f & R_F_STUB) == 0) {
-    const key = load<u64>(p + R_KEY);
-    t ^= homeSlot(H_NET_BASE, (f & R_F_NET_CONFLICT) != 0 ? altKey(key, load<u64>(p + R_SPAN_ID)) : key);
-  }
-  if ((f & R_F_IN_THREAD) != 0) t ^= homeSlot(H_THR_BASE, load<u64>(p + R_TID));
+  if ((f & R_F_STUB) == 0) t ^= filedSlot(H_NET_BASE, NET, idx);
+  if ((f & R_F_IN_THREAD) != 0) t ^= filedSlot(H_THR_BASE, THREAD, idx);
   touched = t;
 }
 

@@ -129,6 +129,12 @@ export function tableCount(h: i32): u64 {
   return load<u64>(bucketAt(<usize>hget(h + T_BASE), homeOf(hashOf(key), <u32>hget(h + T_BUCKETS))));
 }
 
+/** Touches the home bucket record `idx` is filed under in table `h` of shape `shape` (ahead of its removal). */
+@inline export function filedSlot(h: i32, shape: u64, idx: u32): u64 {
+  const p = rp(idx);
+  return homeSlot(h, fileKey(shape, p, roleOf(shape, p)));
+}
+
 // A probe over the records of one key in one role: `for (let q = probeFirst(h, keyAt, key, role);
 // q != 0; q = probeNext())`. The cursor lives in these globals for the loop only (never across calls, so a
 // snapshot of memory still holds all state); the table must not change while it runs.

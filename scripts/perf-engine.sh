@@ -32,5 +32,5 @@ echo "== engine functions by share of all samples (generation and encoding inclu
 perf report -q -i "$out/perf.jit.data" --no-children --sort sym 2>/dev/null | grep "JS:assembly/" | head -30
 sym="$(perf report -q -i "$out/perf.jit.data" --no-children --sort sym 2>/dev/null | grep -o "JS:${fn}-[0-9]*-turbofan" | head -1)"
 [ -n "$sym" ] || { echo "perf-engine.sh: no samples in ${fn}" >&2; exit 1; }
-echo "== ${sym}: instructions with at least 1% of its samples =="
+echo "== ${sym}: instructions with at least ${MIN_PCT:-1}% of its samples =="
 perf annotate -i "$out/perf.jit.data" --stdio -s "$sym" 2>/dev/null | awk -F: "\$1 + 0 >= ${MIN_PCT:-1.0}"

@@ -27,7 +27,6 @@ export interface HeldBatch {
   remaining: number;
   /** The block is compacted once `remaining` falls to half of this (then this becomes `remaining`). */
   compactFrom: number;
-  dirty: boolean;
 }
 
 export class SpanBodies {
@@ -54,7 +53,7 @@ export class SpanBodies {
     this.ref += count;
     let remaining = 0;
     for (let i = 0; i < count; i++) if (!bit(done, i)) remaining++;
-    const b: HeldBatch = { seq, firstRef, count, block: 0, done, remaining, compactFrom: count, dirty: false };
+    const b: HeldBatch = { seq, firstRef, count, block: 0, done, remaining, compactFrom: count };
     if (remaining > 0) {
       b.block = block();
       this.bytes += this.blocks.blockSize(b.block);
@@ -92,7 +91,6 @@ export class SpanBodies {
   markDone(batch: HeldBatch, index: number): void {
     if (bit(batch.done, index)) return;
     batch.done[index >> 3] |= 1 << (index & 7);
-    batch.dirty = true;
     this.dirty.add(batch);
     if (--batch.remaining > 0) this.compactIfHalfDone(batch);
     else this.drop(batch);
@@ -129,7 +127,6 @@ export class SpanBodies {
     for (const b of this.dirty) {
       write(b);
       this.dirty.delete(b);
-      b.dirty = false;
     }
   }
 
