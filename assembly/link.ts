@@ -25,11 +25,11 @@ import { poolAlloc, poolFree, poolPtr } from "./pool";
 import {
   A_FLAGS, A_HI, A_LO, A_PARENT, A_REFS, A_SPAN_ID, A_START, addFlags, APP_SHIFT, APP_SIZE, flags, gen, R_BEST_APP,
   R_BEST_DEPTH, R_CHILD, R_F_ENTRY, R_F_EXPIRED, R_F_FORCED, R_F_HAS_TID, R_F_IN_THREAD, R_F_NET_CONFLICT,
-  R_F_REMOTE_PARENT, R_F_SAMPLED, R_F_STATE, R_F_STUB, R_F_THREAD_CONFLICT, R_FLAGS, R_GEN, R_KEY, R_OWN_APP, R_PARENT, R_REF,
+  R_F_LISTED, R_F_REMOTE_PARENT, R_F_SAMPLED, R_F_STATE, R_F_STUB, R_F_THREAD_CONFLICT, R_FLAGS, R_GEN, R_KEY, R_OWN_APP, R_PARENT, R_REF,
   R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SHIFT, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
   S_WAITING, setFlags, setState, state, R_F_FREE,
 } from "./record";
-import { altKey, filedSlot, homeSlot, NO_ALT, probeFiled, probeFirst, probeNext, ROLE_B, tableCheck, tableInsert, tableRemove } from "./table";
+import { altKey, filedSlot, homeSlot, NO_ALT, probeFiled, probeFirst, probeNext, ROLE_B, ROLE_EITHER, tableCheck, tableInsert, tableRemove, tableReplace } from "./table";
 import { decidePeekGen, decidePeekIdx, NO_GEN_CHECK, T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
 
 const NO_GEN: i32 = -1;
@@ -312,21 +312,32 @@ function registerThread(idx: u32, arrival: i64): void {
  * A record (home or stub) joins this shard's thread table: an owner adopts the members waiting
  * for it, a member links to its owner. Owners and members are kept in the table's two roles, so
  * neither probe reads the records of the other kind (nor a member its waiting siblings).
+ *
+ * Home members waiting for their owner form one list per thread group, whose head alone is in the
+ * table (role B): a thread making N calls before its entry arrives (fan-out, an N + 1 query loop)
+ * costs N list inserts, where N table entries under one key made every insert and probe walk the
+ * key's chain of buckets (time quadratic in N). Stubs are filed one by one: decisions and
+ * summaries find them by span id.
  */
 function threadJoin(idx: u32): void {
   const p = rp(idx);
   const tid = load<u64>(p + R_TID);
   if (!isEntry(p)) {
+    // One probe of both roles: the live owner, else the head of the waiting list.
     let owner: u32 = 0;
-    for (let q = probeFirst(H_THR_BASE, R_TID, tid, 0); q != 0; q = probeNext()) {
-      if ((flags(rp(q)) & (R_F_EXPIRED | R_F_THREAD_CONFLICT)) == 0) {
+    let head: u32 = 0;
+    for (let q = probeFirst(H_THR_BASE, R_TID, tid, ROLE_EITHER); q != 0; q = probeNext()) {
+      const f = flags(rp(q));
+      if ((f & (R_F_ENTRY | R_F_EXPIRED | R_F_THREAD_CONFLICT)) == R_F_ENTRY) {
         owner = q;
         break;
       }
+      if ((f & R_F_LISTED) != 0) head = q;
     }
     // A member linked to its owner is never looked for in its thread group again (a stub is:
     // decisions and summaries find it there), so a home member that finds its owner stays out.
-    if (owner == 0 || isStub(p)) insertThread(idx);
+    if (isStub(p)) insertThread(idx);
+    else if (owner == 0) listWaiting(idx, head);
     if (owner != 0) link(idx, owner);
     return;
   }
@@ -340,13 +351,69 @@ function threadJoin(idx: u32): void {
   }
   // Collect first, link after: linking takes members out of the table the probe walks.
   const base = scratchTop;
+  let head: u32 = 0;
   for (let q = probeFirst(H_THR_BASE, R_TID, tid, ROLE_B); q != 0; q = probeNext()) {
     const qp = rp(q);
-    if ((flags(qp) & R_F_EXPIRED) == 0 && state(qp) == S_WAITING) scratchPush(q);
+    if ((flags(qp) & R_F_LISTED) != 0) head = q; // its list: every member on it is waiting
+    else if ((flags(qp) & R_F_EXPIRED) == 0 && state(qp) == S_WAITING) scratchPush(q);
+  }
+  if (head != 0) {
+    tableRemove(H_THR_BASE, THREAD, head);
+    setFlags(rp(head), flags(rp(head)) & ~R_F_IN_THREAD);
+    for (let q = head; q != 0; ) {
+      const qp = rp(q);
+      const next = load<u32>(qp + R_SIBLING);
+      unlisted(qp);
+      scratchPush(q);
+      q = next;
+    }
   }
   const end = scratchTop;
   for (let i = base; i < end; i++) link(scratchGet(i), idx);
   while (scratchTop > base) scratchPop();
+}
+
+/** A home member with no owner yet joins its group's waiting list, headed by `head` (0: none yet; the head is in the table). */
+function listWaiting(idx: u32, head: u32): void {
+  const p = rp(idx);
+  addFlags(p, R_F_LISTED);
+  if (head == 0) {
+    insertThread(idx); // the head: R_PARENT and R_SIBLING are 0 in a new record
+    return;
+  }
+  // Second on the list, after the head (the order of a list is of no consequence).
+  const hp = rp(head);
+  const next = load<u32>(hp + R_SIBLING);
+  store<u32>(p + R_PARENT, head);
+  store<u32>(p + R_SIBLING, next);
+  if (next != 0) store<u32>(rp(next) + R_PARENT, idx);
+  store<u32>(hp + R_SIBLING, idx);
+}
+
+/** A waiting member leaves its list: its window is over, it will not be linked. */
+function unlist(idx: u32): void {
+  const p = rp(idx);
+  const prev = load<u32>(p + R_PARENT);
+  const next = load<u32>(p + R_SIBLING);
+  if (next != 0) store<u32>(rp(next) + R_PARENT, prev);
+  if (prev != 0) {
+    store<u32>(rp(prev) + R_SIBLING, next);
+  } else if (next != 0) {
+    tableReplace(H_THR_BASE, THREAD, idx, next); // the next one heads the list
+    addFlags(rp(next), R_F_IN_THREAD);
+    setFlags(p, flags(p) & ~R_F_IN_THREAD);
+  } else {
+    tableRemove(H_THR_BASE, THREAD, idx);
+    setFlags(p, flags(p) & ~R_F_IN_THREAD);
+  }
+  unlisted(p);
+}
+
+/** Off the list: the fields the list used are its parent and sibling again. */
+@inline function unlisted(p: usize): void {
+  setFlags(p, flags(p) & ~R_F_LISTED);
+  store<u32>(p + R_PARENT, 0);
+  store<u32>(p + R_SIBLING, 0);
 }
 
 @inline function insertThread(idx: u32): void {
@@ -359,13 +426,9 @@ function link(child: u32, parent: u32): void {
   const pp = rp(parent);
   assert((flags(c) & R_F_FREE) == 0 && (flags(pp) & R_F_FREE) == 0, "link: a freed record");
   assert(state(c) == S_WAITING, "link: child already placed");
+  // A home member is linked straight away or taken off its waiting list first: never in the table.
+  assert((flags(c) & R_F_LISTED) == 0 && (flags(c) & (R_F_ENTRY | R_F_STUB | R_F_IN_THREAD)) != R_F_IN_THREAD, "link: a home member still filed");
   setState(c, S_LINKED);
-  if ((flags(c) & (R_F_ENTRY | R_F_STUB | R_F_IN_THREAD)) == R_F_IN_THREAD) {
-    // A member linked to its owner is never looked for in its thread group again (a stub is:
-    // decisions and summaries find it there): its slot goes now, not when its window ends.
-    tableRemove(H_THR_BASE, THREAD, child);
-    setFlags(c, flags(c) & ~R_F_IN_THREAD);
-  }
   store<u32>(c + R_PARENT, parent);
   store<u32>(c + R_SIBLING, load<u32>(pp + R_CHILD));
   store<u32>(pp + R_CHILD, child);
@@ -566,6 +629,7 @@ function expire(idx: u32, at: i64): void {
     return;
   }
   if (s == S_WAITING) {
+    if ((flags(p) & R_F_LISTED) != 0) unlist(idx);
     stat(STAT_ORPHANS);
     makeRoot(idx, at);
   } else if (s == S_LINKED) {
@@ -640,10 +704,42 @@ import { shardOfNet } from "./ids";
   return shardOfNet(key, <u32>hget(H_SHARDS));
 }
 
-/** Consistency check for tests: 0, or a code naming the first broken invariant (10 + the net table's code, 20 + the thread table's). */
+/**
+ * Consistency check for tests: 0, or a code naming the first broken invariant: 10 + the net
+ * table's code, 20 + the thread table's (table.ts), 30 + the waiting lists' (checkLists).
+ */
 export function checkTables(): u32 {
   const net = tableCheck(H_NET_BASE, NET, <u16>R_F_FREE);
   if (net != 0) return 10 + net;
   const thread = tableCheck(H_THR_BASE, THREAD, <u16>R_F_FREE);
-  return thread != 0 ? 20 + thread : 0;
+  if (thread != 0) return 20 + thread;
+  const lists = checkLists();
+  return lists != 0 ? 30 + lists : 0;
+}
+
+/**
+ * The waiting lists, record by record: 1 a link that its neighbour does not return, 2 a head not
+ * in the thread table or a listed record after the head in it, 3 a listed record that is not a
+ * waiting home member of its head's thread (expired, linked, an entry, a stub), 4 a home member
+ * in the thread table off any list.
+ */
+function checkLists(): u32 {
+  const hwm = <u32>hget(H_REC_BASE + 2);
+  for (let idx: u32 = 1; idx <= hwm; idx++) {
+    const p = rp(idx);
+    const f = flags(p);
+    if ((f & R_F_FREE) != 0) continue;
+    if ((f & R_F_LISTED) == 0) {
+      if ((f & (R_F_IN_THREAD | R_F_ENTRY | R_F_STUB)) == R_F_IN_THREAD) return 4;
+      continue;
+    }
+    const prev = load<u32>(p + R_PARENT);
+    const next = load<u32>(p + R_SIBLING);
+    if (prev != 0 && load<u32>(rp(prev) + R_SIBLING) != idx) return 1;
+    if (next != 0 && load<u32>(rp(next) + R_PARENT) != idx) return 1;
+    if ((prev == 0) != ((f & R_F_IN_THREAD) != 0)) return 2;
+    if ((f & (R_F_EXPIRED | R_F_ENTRY | R_F_STUB)) != 0 || state(p) != S_WAITING) return 3;
+    if (next != 0 && load<u64>(rp(next) + R_TID) != load<u64>(p + R_TID)) return 3;
+  }
+  return 0;
 }

@@ -15,7 +15,8 @@ export const R_Y: u32 = 32; // u64
 export const R_BEST_APP: u32 = 24; // u32 (undecided)
 export const R_BEST_DEPTH: u32 = 28; // u32 (undecided)
 export const R_START: u32 = 32; // u64 (undecided)
-// Local parent and next sibling (u32 each); or, with R_F_REMOTE_PARENT, the parent's span id.
+// Local parent and next sibling (u32 each); or, with R_F_REMOTE_PARENT, the parent's span id; or,
+// with R_F_LISTED (a member waiting for its owner), the previous and next waiting member.
 export const R_PARENT: u32 = 40; // u32
 export const R_SIBLING: u32 = 44; // u32
 export const R_REMOTE_PARENT: u32 = 40; // u64
@@ -39,6 +40,7 @@ export const R_F_SAMPLED: u32 = 256;
 export const R_F_REMOTE_PARENT: u32 = 512;
 export const R_F_FORCED: u32 = 1024;
 export const R_F_IN_THREAD: u32 = 2048; // in this shard's thread table
+export const R_F_LISTED: u32 = 0x1000; // on its thread group's list of waiting members (link.ts)
 export const R_F_FREE: u32 = 0x8000; // on the free list (checks only)
 
 export const S_WAITING: u32 = 0;

@@ -13,8 +13,9 @@
 //
 // Roles: an entry is role A or B by its record's flags (a table's shape says which), and a role B
 // entry's tag has bit 0x40 flipped, so a probe for one role never reads the records of the other
-// under the same key. The thread table's roles are owners (A) and members (B), sharing the key's
-// home bucket: a member looking for its owner does not read every sibling waiting before it. The
+// under the same key (ROLE_EITHER probes both at once). The thread table's roles are owners (A)
+// and members (B: the head of a group's list of waiting members, or a stub), sharing the key's
+// home bucket: a member looking for its owner does not read the records of members. The
 // net table's role B is a conflict (a third span of a net group, which never links): it is filed
 // under its key mixed with its span id, so that spans flooding one key (bad input) do not chain
 // (each insert and scan would walk them all: time quadratic in their number) and are found, as
@@ -45,6 +46,8 @@ const IDX_AT: usize = 16;
 const SATURATED: u32 = 255;
 /** The tag flip of role B (role A: 0). */
 export const ROLE_B: u8 = 0x40;
+/** A probe for both roles at once (never a role of an entry). */
+export const ROLE_EITHER: u8 = 0x01;
 
 /**
  * A table's shape, one constant (a constant expression at its definition, so it folds):
@@ -117,6 +120,10 @@ export function tableCount(h: i32): u64 {
 @inline function slotsWith(bp: usize, tag: u8): i32 {
   return i8x16.bitmask(i8x16.eq(v128.load(bp), i8x16.splat(<i8>tag))) & SLOT_MASK;
 }
+/** Bit i set: slot i holds a tag whose bits in `bits` are those of `tag` (a probe in either role ignores the role bit). */
+@inline function slotsLike(bp: usize, tag: u8, bits: u8): i32 {
+  return i8x16.bitmask(i8x16.eq(v128.and(v128.load(bp), i8x16.splat(<i8>bits)), i8x16.splat(<i8>tag))) & SLOT_MASK;
+}
 @inline function overflowOf(bp: usize): u32 {
   return <u32>load<u8>(bp + OVERFLOW_AT);
 }
@@ -144,10 +151,11 @@ let pBucket: u32 = 0;
 let pLeft: u32 = 0; // buckets not yet visited (a saturated chain stops after the whole table)
 let pMask: i32 = 0; // tag matches of the current bucket not yet returned
 let pTag: u8 = 0;
+let pBits: u8 = 0; // the tag bits compared: all, or all but the role bit (ROLE_EITHER)
 let pKeyAt: u32 = 0;
 let pKey: u64 = 0;
 
-/** The first record under `key` in role `role` (0 or ROLE_B) of table `h` (key at `keyAt` in the record), or 0. */
+/** The first record under `key` in role `role` (0, ROLE_B or ROLE_EITHER) of table `h` (key at `keyAt` in the record), or 0. */
 @inline export function probeFirst(h: i32, keyAt: u32, key: u64, role: u8): u32 {
   return probeFiled(h, keyAt, key, key, role);
 }
@@ -159,8 +167,10 @@ export function probeFiled(h: i32, keyAt: u32, filed: u64, key: u64, role: u8): 
   pBuckets = <u32>hget(h + T_BUCKETS);
   pBucket = homeOf(hash, pBuckets);
   pLeft = pBuckets - 1;
-  pTag = tagOf(hash) ^ role;
-  pMask = slotsWith(bucketAt(pBase, pBucket), pTag);
+  const either = role == ROLE_EITHER;
+  pBits = either ? ~ROLE_B : 0xff;
+  pTag = (tagOf(hash) ^ (either ? 0 : role)) & pBits;
+  pMask = slotsLike(bucketAt(pBase, pBucket), pTag, pBits);
   pKeyAt = keyAt;
   pKey = key;
   return probeNext();
@@ -179,7 +189,7 @@ export function probeNext(): u32 {
     if (overflowOf(bp) == 0 || pLeft == 0) return 0;
     pLeft--;
     pBucket = nextBucket(pBucket, pBuckets);
-    pMask = slotsWith(bucketAt(pBase, pBucket), pTag);
+    pMask = slotsLike(bucketAt(pBase, pBucket), pTag, pBits);
   }
   return 0; // not reached (AssemblyScript wants a return after an endless loop)
 }
@@ -243,12 +253,43 @@ function rehash(h: i32, shape: u64, buckets: u32): void {
 export function tableRemove(h: i32, shape: u64, idx: u32): void {
   const base = <usize>hget(h + T_BASE);
   const buckets = <u32>hget(h + T_BUCKETS);
+  const at = tagAddress(h, shape, idx);
+  store<u8>(at, 0);
+  // The buckets it had passed on its way here count one entry fewer.
+  const b = <u32>((at - base) >> BUCKET_SHIFT);
+  for (let c = foundHome; c != b; c = nextBucket(c, buckets)) {
+    const cp = bucketAt(base, c);
+    const over = overflowOf(cp);
+    if (over < SATURATED) store<u8>(cp + OVERFLOW_AT, <u8>(over - 1));
+  }
+  hset(h + T_COUNT, hget(h + T_COUNT) - 1);
+}
+
+/**
+ * Puts record `next` in the slot of record `idx` (present in table `h`), which leaves the table.
+ * Both must be filed under the same key in the same role: the tag and every count stay.
+ */
+export function tableReplace(h: i32, shape: u64, idx: u32, next: u32): void {
+  const at = tagAddress(h, shape, idx);
+  const q = rp(next);
+  assert(load<u8>(at) == (tagOf(hashOf(fileKey(shape, q, roleOf(shape, q)))) ^ roleOf(shape, q)), "tableReplace: filed apart");
+  const slot = (at - <usize>hget(h + T_BASE)) & ((1 << BUCKET_SHIFT) - 1);
+  store<u32>(at - slot + IDX_AT + (slot << 2), next);
+}
+
+/** The home bucket of the last tagAddress. */
+let foundHome: u32 = 0;
+
+/** The address of the tag of record `idx` (present in table `h`), in its bucket's first 12 bytes; sets foundHome. */
+function tagAddress(h: i32, shape: u64, idx: u32): usize {
+  const base = <usize>hget(h + T_BASE);
+  const buckets = <u32>hget(h + T_BUCKETS);
   const p = rp(idx);
   const role = roleOf(shape, p);
   const hash = hashOf(fileKey(shape, p, role));
   const tag = tagOf(hash) ^ role;
-  const home = homeOf(hash, buckets);
-  let b = home;
+  foundHome = homeOf(hash, buckets);
+  let b = foundHome;
   for (let seen: u32 = 0; ; seen++) {
     if (seen == buckets) unreachable(); // not present: a bookkeeping bug
     const bp = bucketAt(base, b);
@@ -256,19 +297,11 @@ export function tableRemove(h: i32, shape: u64, idx: u32): void {
     while (m != 0) {
       const slot = ctz(m);
       m &= m - 1;
-      if (idxAt(bp, slot) != idx) continue;
-      store<u8>(bp + <usize>slot, 0);
-      // The buckets it had passed on its way here count one entry fewer.
-      for (let c = home; c != b; c = nextBucket(c, buckets)) {
-        const cp = bucketAt(base, c);
-        const over = overflowOf(cp);
-        if (over < SATURATED) store<u8>(cp + OVERFLOW_AT, <u8>(over - 1));
-      }
-      hset(h + T_COUNT, hget(h + T_COUNT) - 1);
-      return;
+      if (idxAt(bp, slot) == idx) return bp + <usize>slot;
     }
     b = nextBucket(b, buckets);
   }
+  return 0; // not reached
 }
 
 /** How far bucket `b` is past `home`, wrapping. */

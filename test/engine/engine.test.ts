@@ -218,6 +218,39 @@ describe("timers", () => {
   });
 });
 
+describe("thread groups: members waiting for their entry", () => {
+  it("a thread's calls made before its entry arrives wait on one list: members whose window ends leave it (the head handing over its table slot), the rest are linked when the entry arrives", () => {
+    const e = new LinkerEngine(module, ALL); // window 1000
+    const tid = hex16(0x77n);
+    const exit = (i: number) => span({ span_id: hex16(BigInt(i) + 0x700000n), kind: "exit", req_seq: 0x7000 + i, resp_seq: 1, thread_trace_id: tid });
+    // Another thread's members share the table: each list holds its own thread's members only.
+    const other = (i: number) => span({ span_id: hex16(BigInt(i) + 0x800000n), kind: "exit", req_seq: 0x8000 + i, resp_seq: 1, thread_trace_id: hex16(0x78n) });
+    for (let t = 0; t < 10; t++) {
+      e.tick(t * 100);
+      e.ingest([exit(t * 3), exit(t * 3 + 1), exit(t * 3 + 2), other(t)], t * 100);
+      expect(e.checkTables(), `after batch ${t}`).toBe(0);
+    }
+    // Windows end at 1000, 1100, ...: the oldest members leave their lists, heads first.
+    for (const t of [1000, 1100, 1250, 1400]) {
+      e.tick(t);
+      expect(e.checkTables(), `at ${t}`).toBe(0);
+    }
+    // The entry arrives at 1450: members that arrived at 500 and later are still waiting.
+    const entry = span({ span_id: hex16(0x7fffffn), kind: "entry", req_seq: 0x6fff, resp_seq: 1, thread_trace_id: tid });
+    e.ingest([entry], 1450);
+    expect(e.checkTables()).toBe(0);
+    e.ingest([exit(30)], 1460); // after its entry: linked at once, never listed
+    expect(e.checkTables()).toBe(0);
+    e.tick(100_000);
+    expect(e.checkTables()).toBe(0);
+    expect(e.heldRecords).toBe(0);
+    const parents = new Map(e.drainResults().map((r) => [r.span_id, r.parent_id]));
+    for (let i = 0; i <= 30; i++) expect(parents.get(exit(i).span_id), `exit ${i}`).toBe(i >= 15 ? entry.span_id : "");
+    for (let i = 0; i < 10; i++) expect(parents.get(other(i).span_id)).toBe("");
+    expect(e.stats().orphans).toBe(15 + 10 + 1); // 15 of this thread, all 10 of the other, and the entry (no caller)
+  });
+});
+
 describe("tables", () => {
   it("grow through many rehashes (wrapped runs included) and still find every span", () => {
     const e = new LinkerEngine(module, { ...ALL, windowMs: 3_600_000 });
