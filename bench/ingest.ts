@@ -12,6 +12,9 @@
  * configuration of the ingest. Nothing asserts; figures go to BENCHMARKS.md.
  *
  *   node dist/bench-ingest.js [--seconds 30] [--connections 4] [--shards 1] [--batch 500] [--sampling-rate 1] [--window 20s] [--drain-all] [--inspect HOST:PORT]
+ *
+ * BENCH_INGEST_LOG=N prints the last N lines workerd logged, after each format's run (errors of
+ * the ingest under load show there).
  */
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
