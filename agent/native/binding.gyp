@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "espan_capture",
-      "sources": ["src/addon.cc", "src/loader.c", "src/http1_scan.c"],
+      "sources": ["src/addon.cc", "src/loader.c", "src/http1_scan.c", "src/span_json.c", "src/span_encoder.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "../../bpf",

@@ -187,3 +187,16 @@ export function gzipLibrary(): "isal" | "libdeflate" | null;
 /** The HTTP scan the drain writes after a record with this payload (an empty Buffer when the
  * payload starts with no HTTP/1.x message); for tests. Needs no kernel access. */
 export function scanHttp(payload: Buffer): Buffer;
+
+/** Writes staged agent spans' JSON natively (src/span_encoder.cc, src/span_json.c);
+ * agent/src/ship/span-json.ts stages them and decides every value. */
+export interface SpanEncoder {
+  /** Keeps a copy of run `index`'s bytes (endpoint runs 0..1023, http runs 1024..2047). */
+  setRun(index: number, bytes: Uint8Array): void;
+  /** The first `count` staged spans into `buf` from `at` (positions[2i], [2i + 1]: span i's
+   * start and end); the offset after them. Throws when one does not fit or has a bad number. */
+  encode(buf: Buffer, at: number, count: number): number;
+}
+/** An encoder of the spans staged in `stage` (16 slots each), their positions written to
+ * `positions`. Throws if the addon cannot load. */
+export function createSpanEncoder(stage: Float64Array, positions: Uint32Array): SpanEncoder;

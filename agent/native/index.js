@@ -50,3 +50,7 @@ export function gzipLibrary() {
 export function scanHttp(payload) {
   return load().scanHttp(payload);
 }
+
+export function createSpanEncoder(stage, positions) {
+  return new (load().SpanEncoder)(stage, positions);
+}

@@ -13,6 +13,11 @@ const pool = Buffer.alloc(BLOCK_IDS * 8);
 let hex = "";
 let next = BLOCK_IDS; // empty: the first call fills the pool
 
+/** The id randomId64 returned last as two 32-bit numbers, its first 8 hex digits and its last
+ * 8: the JSON writer's native encoder writes ids from these (ship/span-json.ts), not from the
+ * string. */
+export const lastId = { hi: 0, lo: 0 };
+
 /** A fresh random 64-bit id: 16 lower-case hex digits, never all zero. */
 export function randomId64(): string {
   for (;;) {
@@ -25,7 +30,11 @@ export function randomId64(): string {
     // All zero means "no id" on the wire: draw again (p = 2^-64). Told by the bytes: comparing
     // the id string with "0000000000000000" was a call into V8's runtime per id (two strings
     // of one length).
-    if (pool.readUInt32LE(i * 8) === 0 && pool.readUInt32LE(i * 8 + 4) === 0) continue;
+    const hi = pool.readUInt32BE(i * 8);
+    const lo = pool.readUInt32BE(i * 8 + 4);
+    if (hi === 0 && lo === 0) continue;
+    lastId.hi = hi;
+    lastId.lo = lo;
     return hex.slice(i * 16, i * 16 + 16);
   }
 }

@@ -40,6 +40,7 @@ extern "C" {
 #include "http1_scan.h"
 #include "loader.h"
 }
+#include "span_encoder.h"
 
 namespace {
 
@@ -756,6 +757,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("tuneMalloc", Napi::Function::New(env, TuneMalloc, "tuneMalloc"));
   exports.Set("gzip", Napi::Function::New(env, Gzip, "gzip"));
   exports.Set("gzipLibrary", Napi::Function::New(env, GzipLibrary, "gzipLibrary"));
+  InitSpanEncoder(env, exports);
   return exports;
 }
 

@@ -51,6 +51,9 @@ export interface Exchange {
 
   /** Entry: its own fresh id. Exit: the linked entry's id. Set by the thread linker. */
   threadTraceId?: string;
+  /** threadTraceId as two 32-bit numbers (ids.ts lastId), for the JSON writer. */
+  threadIdHi: number;
+  threadIdLo: number;
   /** Key of the thread the entry is open on in the thread linker, -1 when not open (set by the
    * linker: an entry is open from its request's first byte until its response's). */
   openOn: number;
@@ -87,6 +90,6 @@ export function newExchange(r: CaptureRecord, connId: bigint, kind: Exchange["ki
     request: undefined, app: undefined,
     respSeq: undefined, respOffset: undefined, respStartNs: undefined, respEndNs: undefined, respLength: undefined,
     respBytes: undefined, response: undefined, respSeqUnresolved: undefined, respEndUnknown: undefined, interim: undefined,
-    threadTraceId: undefined, openOn: -1, openPrev: undefined, openNext: undefined, proc: undefined,
+    threadTraceId: undefined, threadIdHi: 0, threadIdLo: 0, openOn: -1, openPrev: undefined, openNext: undefined, proc: undefined,
   };
 }

@@ -5,7 +5,7 @@
 // client's mistake, not the server's; a client span (exit) is an error for 4xx and 5xx. No
 // status line seen (non-HTTP, or cut) → no status.
 import type { AttributeValue, ESpan, SpanKind } from "../../../contract/espan.ts";
-import { randomId64 } from "../ids.ts";
+import { lastId, randomId64 } from "../ids.ts";
 import type { Exchange } from "./exchange.ts";
 
 /**
@@ -16,6 +16,20 @@ import type { Exchange } from "./exchange.ts";
  */
 export class AgentSpan implements ESpan {
   [extra: string]: unknown;
+  /** span_id, start_ns and thread_trace_id as numbers (setWire), with the strings they stand
+   * for: the shipper's JSON writer has the addon write those fields from the numbers while the
+   * fields still hold these strings (ship/span-json.ts). Private fields, which JSON.stringify
+   * and the eSpan's keys never see. */
+  #id: string | undefined = undefined;
+  #start: string | undefined = undefined;
+  #thread: string | undefined = undefined;
+  #idHi = 0;
+  #idLo = 0;
+  #startHi = 0;
+  #startLo = 0;
+  #threadHi = 0;
+  #threadLo = 0;
+
   constructor(
     public span_id: string,
     public kind: SpanKind,
@@ -47,6 +61,35 @@ export class AgentSpan implements ESpan {
     public app_sampled: boolean | undefined,
     public attributes: Record<string, AttributeValue> | undefined,
   ) {}
+
+  /** The numbers of span_id (ids.ts lastId), of start_ns (its high and low 32 bits) and of
+   * thread_trace_id as the fields hold them now. */
+  setWire(idHi: number, idLo: number, startHi: number, startLo: number, threadHi: number, threadLo: number): void {
+    if (!(startHi >= 0 && startHi <= 0xffff_ffff)) return; // not a u64 (never: a clock gone wrong)
+    this.#id = this.span_id;
+    this.#start = this.start_ns;
+    this.#thread = this.thread_trace_id ?? undefined;
+    this.#idHi = idHi;
+    this.#idLo = idLo;
+    this.#startHi = startHi;
+    this.#startLo = startLo;
+    this.#threadHi = threadHi;
+    this.#threadLo = threadLo;
+  }
+
+  /** Writes those numbers at out[at .. at + 5] (id hi, lo, start hi, lo, thread hi, lo), or
+   * returns false when none were given or span_id, start_ns or thread_trace_id was changed
+   * since (a string set later is written from itself). */
+  wire(out: Float64Array, at: number): boolean {
+    if (this.#id === undefined || this.span_id !== this.#id || this.start_ns !== this.#start || this.thread_trace_id !== this.#thread) return false;
+    out[at] = this.#idHi;
+    out[at + 1] = this.#idLo;
+    out[at + 2] = this.#startHi;
+    out[at + 3] = this.#startLo;
+    out[at + 4] = this.#threadHi;
+    out[at + 5] = this.#threadLo;
+    return true;
+  }
 }
 
 export interface SpanContext {
@@ -96,12 +139,16 @@ export function buildSpan(x: Exchange, ctx: SpanContext): ESpan {
   if (x.respSeqUnresolved) (attributes ??= {})["espan.resp_seq"] = "unresolved";
   if (x.respEndUnknown) (attributes ??= {})["espan.response_end"] = "unknown";
   if (req && !req.headComplete) (attributes ??= {})["espan.request_head"] = "truncated";
-  return new AgentSpan(
-    randomId64(), // span_id
+  const spanId = randomId64();
+  const idHi = lastId.hi;
+  const idLo = lastId.lo;
+  const start = ctx.toUnixNs(x.reqStartNs);
+  const span = new AgentSpan(
+    spanId, // span_id
     x.kind, // kind
     x.reqSeq, // req_seq
     x.respSeq!, // resp_seq
-    ctx.toUnixNs(x.reqStartNs).toString(), // start_ns
+    start.toString(), // start_ns
     end > x.reqStartNs ? Number(end - x.reqStartNs) : 0, // duration_ns
     ctx.host, // host
     x.pid, // pid
@@ -127,4 +174,6 @@ export function buildSpan(x: Exchange, ctx: SpanContext): ESpan {
     app?.app_sampled, // app_sampled
     attributes, // attributes
   );
+  span.setWire(idHi, idLo, Number(start >> 32n), Number(start & 0xffff_ffffn), x.threadIdHi, x.threadIdLo);
+  return span;
 }

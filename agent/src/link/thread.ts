@@ -19,7 +19,7 @@
 // set of open entries seen when an exit's request record arrives is the set at that moment.
 import type { ESpan } from "../../../contract/espan.ts";
 import type { Exchange, ExchangeSink } from "../assemble/exchange.ts";
-import { randomId64 } from "../ids.ts";
+import { lastId, randomId64 } from "../ids.ts";
 
 /** Where finished spans go next (shipping, stdout). */
 export interface SpanSink {
@@ -76,6 +76,8 @@ export class ThreadLinker implements ExchangeSink {
     const key = threadKey(x.pid, x.tid);
     if (x.kind === "entry") {
       x.threadTraceId = randomId64();
+      x.threadIdHi = lastId.hi;
+      x.threadIdLo = lastId.lo;
       let list = this.open.get(key);
       if (!list) {
         if (this.open.size >= MAX_THREADS) this.pruneEmpty();
@@ -90,7 +92,11 @@ export class ThreadLinker implements ExchangeSink {
       return;
     }
     const entry = this.pick(this.open.get(key), x);
-    if (entry) x.threadTraceId = entry.threadTraceId;
+    if (entry) {
+      x.threadTraceId = entry.threadTraceId;
+      x.threadIdHi = entry.threadIdHi;
+      x.threadIdLo = entry.threadIdLo;
+    }
   }
 
   responseStarted(x: Exchange): void {

@@ -103,8 +103,6 @@ export class JsonBatch {
  * to batch (the writer also remembers runs of fields that repeat: span-json.ts). */
 export class JsonBatchBuilder {
   private readonly w = new SpanJsonWriter();
-  private starts: number[] = [];
-  private ends: number[] = [];
 
   constructor() {
     this.w.bytes(OPEN);
@@ -112,18 +110,11 @@ export class JsonBatchBuilder {
 
   /** Spans added since the last take(). */
   get length(): number {
-    return this.starts.length;
+    return this.w.starts.length;
   }
 
   add(span: ESpan): void {
-    const w = this.w;
-    if (this.starts.length > 0) {
-      w.reserve(1);
-      w.buf[w.n++] = COMMA;
-    }
-    this.starts.push(w.n);
-    w.span(span);
-    this.ends.push(w.n);
+    this.w.item(span);
   }
 
   /**
@@ -134,7 +125,7 @@ export class JsonBatchBuilder {
   take(): JsonBatch {
     const w = this.w;
     w.bytes(CLOSE);
-    const batch = new JsonBatch(undefined, Uint32Array.from(this.starts), Uint32Array.from(this.ends), gzipBody(w.buf.subarray(0, w.n)));
+    const batch = new JsonBatch(undefined, Uint32Array.from(w.starts), Uint32Array.from(w.ends), gzipBody(w.buf.subarray(0, w.n)));
     this.reset();
     return batch;
   }
@@ -145,7 +136,7 @@ export class JsonBatchBuilder {
     w.bytes(CLOSE);
     const body = Buffer.allocUnsafe(w.n);
     w.buf.copy(body, 0, 0, w.n);
-    const batch = new JsonBatch(body, Uint32Array.from(this.starts), Uint32Array.from(this.ends), gz);
+    const batch = new JsonBatch(body, Uint32Array.from(w.starts), Uint32Array.from(w.ends), gz);
     this.reset();
     return batch;
   }
@@ -154,7 +145,6 @@ export class JsonBatchBuilder {
     const w = this.w;
     w.n = 0;
     w.bytes(OPEN);
-    this.starts = [];
-    this.ends = [];
+    w.clearItems();
   }
 }

@@ -10,6 +10,8 @@ import type { ESpan } from "../../../contract/espan.ts";
 import { backoffMs, parseRetryAfter } from "../../../agent/src/ship/retry.ts";
 import { AgentSpan } from "../../../agent/src/assemble/span.ts";
 import { JsonBatch, JsonBatchBuilder } from "../../../agent/src/ship/json-batch.ts";
+import { SpanJsonWriter } from "../../../agent/src/ship/span-json.ts";
+import { lastId, randomId64 } from "../../../agent/src/ids.ts";
 import { gzipBody } from "../../../agent/src/ship/gzip.ts";
 import { gzip, gzipLibrary } from "../../../agent/native/index.js";
 import { classify, createSender } from "../../../agent/src/ship/sender.ts";
@@ -102,6 +104,59 @@ describe("JSON batches", () => {
     // mixed with plain objects (spans read back from the spool)
     const mixed = [...spans(3), ...batch.slice(0, 3)];
     expect(enc.encode(mixed).toString("utf8")).toBe(JSON.stringify({ spans: mixed }));
+  });
+
+  it("writes spans built by the agent (ids, start and thread id also as numbers) through the addon, exactly as JSON.stringify does", () => {
+    // As buildSpan makes them: the numbers given with the strings (AgentSpan.setWire).
+    const wired = (i: number, o: { thread?: boolean; port?: number; status?: number } = {}) => {
+      const thread = o.thread === false ? undefined : randomId64();
+      const [thHi, thLo] = [lastId.hi, lastId.lo];
+      const id = randomId64();
+      const start = 1_764_900_000_000_000_000n + BigInt(i) * 1_234_567n;
+      const s = new AgentSpan(id, i % 2 ? "entry" : "exit", (i * 2_654_435_761) >>> 0, i, start.toString(), i * 1_000_003,
+        "h", 7, 8, "node", "svc", "10.0.0.1", "10.0.0.2", o.port ?? 40_000 + (i % 3), 8080, "http", thread, "GET /a", "GET", "/a",
+        "1.1", o.status ?? 200, "ok", i % 5 ? 78 + i : undefined, i % 7 ? 4096 * i : undefined, undefined, undefined, undefined, undefined);
+      s.setWire(lastId.hi, lastId.lo, Number(start >> 32n), Number(start & 0xffff_ffffn), thHi, thLo);
+      return s;
+    };
+    const w = new SpanJsonWriter(16); // grows while the addon writes
+    const list = (xs: ESpan[]) => {
+      w.n = 0;
+      w.clearItems();
+      for (const x of xs) w.item(x);
+      w.flush();
+      const text = w.buf.subarray(0, w.n).toString("utf8");
+      // every span where the writer says it is
+      xs.forEach((x, k) => expect(w.buf.subarray(w.starts[k], w.ends[k]).toString("utf8")).toBe(JSON.stringify(x)));
+      return text;
+    };
+    const plain = Array.from({ length: 1000 }, (_, i) => wired(i, { thread: i % 4 !== 0, port: i % 50 === 0 ? 1 + i : undefined }));
+    expect(list(plain)).toBe(plain.map((x) => JSON.stringify(x)).join(","));
+    expect(w.encodedNatively).toBeGreaterThan(900); // the addon wrote them (all but each run's first)
+    // Changed after they were built, or holding values the addon does not write: JS writes
+    // those, in order among the others.
+    const changes: ((s: AgentSpan) => void)[] = [
+      (s) => (s.span_id = "0123456789abcdef"), (s) => (s.start_ns = "1"), (s) => (s.thread_trace_id = "00000000000000ab"),
+      (s) => (s.thread_trace_id = null), (s) => (s.thread_trace_id = undefined), (s) => (s.kind = "client" as never),
+      (s) => (s.req_seq = -1), (s) => (s.req_seq = 2 ** 32), (s) => (s.resp_seq = 1.5), (s) => (s.duration_ns = Number.NaN),
+      (s) => (s.duration_ns = 2 ** 53), (s) => (s.bytes_read = -0), (s) => (s.bytes_written = Infinity), (s) => (s.app_sampled = true),
+      (s) => (s.app_trace_id = "0af7651916cd43dd8448eb211c80319c"), (s) => (s.attributes = { "espan.pipelined_offset": 3 }),
+      (s) => (s.req_seq = "7" as never), (s) => (s.host = "h2"), (s) => (s.operation = "GET /b"),
+    ];
+    const mixed = Array.from({ length: 600 }, (_, i) => {
+      const s = wired(i, { status: i % 97 === 0 ? 503 : 200 });
+      if (i % 3 === 0) changes[(i / 3) % changes.length](s);
+      return s;
+    });
+    const before = w.encodedNatively;
+    expect(list(mixed)).toBe(mixed.map((x) => JSON.stringify(x)).join(","));
+    expect(w.encodedNatively - before).toBeGreaterThan(300);
+    // and as batches
+    const b = new JsonBatchBuilder();
+    for (const x of [...mixed, ...spans(3), ...plain.slice(0, 300)]) b.add(x);
+    const batch = b.takePlain();
+    expect(batch.body.toString("utf8")).toBe(JSON.stringify({ spans: [...mixed, ...spans(3), ...plain.slice(0, 300)] }));
+    expect(batch.pick([601, 0, 902]).body.toString("utf8")).toBe(JSON.stringify({ spans: [spans(3)[1], mixed[0], plain[299]] }));
   });
 
   it("picks, slices and reads back spans by the offsets it kept", () => {
