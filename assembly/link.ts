@@ -25,7 +25,7 @@ import { poolAlloc, poolFree, poolPtr } from "./pool";
 import {
   A_FLAGS, A_HI, A_LO, A_PARENT, A_REFS, A_SPAN_ID, A_START, addFlags, APP_SHIFT, APP_SIZE, flags, gen, R_BEST_APP,
   R_BEST_DEPTH, R_CHILD, R_F_ENTRY, R_F_EXPIRED, R_F_FORCED, R_F_HAS_TID, R_F_IN_THREAD, R_F_NET_CONFLICT,
-  R_F_LISTED, R_F_REMOTE_PARENT, R_F_SAMPLED, R_F_STATE, R_F_STUB, R_F_THREAD_CONFLICT, R_FLAGS, R_GEN, R_KEY, R_OWN_APP, R_PARENT, R_REF,
+  R_F_HEAD, R_F_LISTED, R_F_REMOTE_PARENT, R_F_SAMPLED, R_F_STATE, R_F_STUB, R_F_THREAD_CONFLICT, R_FLAGS, R_GEN, R_KEY, R_OWN_APP, R_PARENT, R_REF,
   R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SHIFT, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
   S_WAITING, setFlags, setState, state, R_F_FREE,
 } from "./record";
@@ -49,12 +49,12 @@ const NO_GEN: i32 = -1;
 }
 /** The net table's shape (table.ts): by net key; conflicts (role B) filed by net key and span id. */
 const NET: u64 = <u64>R_KEY | (<u64>R_SPAN_ID << 8) | (<u64>R_F_NET_CONFLICT << 16) | (<u64>R_F_NET_CONFLICT << 32);
-/** The thread table's shape: by thread id; owners (entries) role A, members role B, both under the thread id. */
-const THREAD: u64 = <u64>R_TID | (<u64>NO_ALT << 8) | (<u64>R_F_ENTRY << 16);
-/** Its role in the thread table. */
-@inline function threadRole(entry: bool): u8 {
-  return entry ? 0 : ROLE_B;
-}
+/**
+ * The thread table's shape: by thread id; owners (entries) role A, members role B. A member is
+ * filed under the thread id when it heads its group's waiting list, otherwise (a stub) apart, by
+ * thread id and span id.
+ */
+const THREAD: u64 = <u64>R_TID | (<u64>R_SPAN_ID << 8) | (<u64>R_F_ENTRY << 16) | (<u64>R_F_HEAD << 48);
 
 // ---- App context records ----
 
@@ -125,7 +125,12 @@ function probeConflict(key: u64, spanId: u64): u32 {
 
 /** A record in this shard's thread table by thread id, role (entry: an owner) and span id, or 0. */
 function findInThread(tid: u64, entry: bool, spanId: u64): u32 {
-  return findRecord(H_THR_BASE, R_TID, tid, threadRole(entry), spanId, false);
+  if (entry) return findRecord(H_THR_BASE, R_TID, tid, 0, spanId, false);
+  // A member stub: filed apart, or heading its waiting list under the thread id.
+  for (let idx = probeFiled(H_THR_BASE, R_TID, altKey(tid, spanId), tid, ROLE_B); idx != 0; idx = probeNext()) {
+    if (load<u64>(rp(idx) + R_SPAN_ID) == spanId) return idx;
+  }
+  return findRecord(H_THR_BASE, R_TID, tid, ROLE_B, spanId, false);
 }
 
 // ---- Ingest ----
@@ -313,11 +318,12 @@ function registerThread(idx: u32, arrival: i64): void {
  * for it, a member links to its owner. Owners and members are kept in the table's two roles, so
  * neither probe reads the records of the other kind (nor a member its waiting siblings).
  *
- * Home members waiting for their owner form one list per thread group, whose head alone is in the
- * table (role B): a thread making N calls before its entry arrives (fan-out, an N + 1 query loop)
- * costs N list inserts, where N table entries under one key made every insert and probe walk the
- * key's chain of buckets (time quadratic in N). Stubs are filed one by one: decisions and
- * summaries find them by span id.
+ * Members waiting for their owner form one list per thread group, whose head alone is filed under
+ * the thread id (role B): a thread making N calls before its entry arrives (fan-out, an N + 1
+ * query loop) costs N list inserts, where N table entries under one key made every insert and
+ * probe walk the key's chain of buckets (time quadratic in N). A home member is in the table only
+ * as a head (it is never looked for by span id); a stub is always, filed apart by thread id and
+ * span id when not the head (decisions and summaries find it by span id).
  */
 function threadJoin(idx: u32): void {
   const p = rp(idx);
@@ -332,13 +338,15 @@ function threadJoin(idx: u32): void {
         owner = q;
         break;
       }
-      if ((f & R_F_LISTED) != 0) head = q;
+      if ((f & R_F_HEAD) != 0) head = q;
     }
-    // A member linked to its owner is never looked for in its thread group again (a stub is:
-    // decisions and summaries find it there), so a home member that finds its owner stays out.
+    if (owner == 0) {
+      listWaiting(idx, head);
+      return;
+    }
+    // A home member linked to its owner is never looked for in its thread group again.
     if (isStub(p)) insertThread(idx);
-    else if (owner == 0) listWaiting(idx, head);
-    if (owner != 0) link(idx, owner);
+    link(idx, owner);
     return;
   }
   insertThread(idx);
@@ -349,38 +357,39 @@ function threadJoin(idx: u32): void {
       return;
     }
   }
-  // Collect first, link after: linking takes members out of the table the probe walks.
-  const base = scratchTop;
   let head: u32 = 0;
   for (let q = probeFirst(H_THR_BASE, R_TID, tid, ROLE_B); q != 0; q = probeNext()) {
-    const qp = rp(q);
-    if ((flags(qp) & R_F_LISTED) != 0) head = q; // its list: every member on it is waiting
-    else if ((flags(qp) & R_F_EXPIRED) == 0 && state(qp) == S_WAITING) scratchPush(q);
-  }
-  if (head != 0) {
-    tableRemove(H_THR_BASE, THREAD, head);
-    setFlags(rp(head), flags(rp(head)) & ~R_F_IN_THREAD);
-    for (let q = head; q != 0; ) {
-      const qp = rp(q);
-      const next = load<u32>(qp + R_SIBLING);
-      unlisted(qp);
-      scratchPush(q);
-      q = next;
+    if ((flags(rp(q)) & R_F_HEAD) != 0) {
+      head = q; // (a stub filed apart shows here only when its tag happens to match)
+      break;
     }
+  }
+  if (head == 0) return;
+  // The whole list is linked: taken off first (its links are the fields linking sets).
+  const base = scratchTop;
+  unfile(head);
+  for (let q = head; q != 0; ) {
+    const qp = rp(q);
+    const next = load<u32>(qp + R_SIBLING);
+    unlisted(qp);
+    scratchPush(q);
+    q = next;
   }
   const end = scratchTop;
   for (let i = base; i < end; i++) link(scratchGet(i), idx);
   while (scratchTop > base) scratchPop();
 }
 
-/** A home member with no owner yet joins its group's waiting list, headed by `head` (0: none yet; the head is in the table). */
+/** A member with no owner yet joins its group's waiting list, headed by `head` (0: none yet). */
 function listWaiting(idx: u32, head: u32): void {
   const p = rp(idx);
-  addFlags(p, R_F_LISTED);
   if (head == 0) {
-    insertThread(idx); // the head: R_PARENT and R_SIBLING are 0 in a new record
+    addFlags(p, R_F_LISTED | R_F_HEAD);
+    insertThread(idx); // R_PARENT and R_SIBLING are 0 in a new record
     return;
   }
+  addFlags(p, R_F_LISTED);
+  if (isStub(p)) insertThread(idx); // filed apart
   // Second on the list, after the head (the order of a list is of no consequence).
   const hp = rp(head);
   const next = load<u32>(hp + R_SIBLING);
@@ -388,6 +397,17 @@ function listWaiting(idx: u32, head: u32): void {
   store<u32>(p + R_SIBLING, next);
   if (next != 0) store<u32>(rp(next) + R_PARENT, idx);
   store<u32>(hp + R_SIBLING, idx);
+}
+
+/**
+ * A head leaves the thread table's slot under the thread id; a stub goes back in, filed apart (a
+ * stub is always findable by span id).
+ */
+function unfile(head: u32): void {
+  const hp = rp(head);
+  tableRemove(H_THR_BASE, THREAD, head);
+  setFlags(hp, flags(hp) & ~(R_F_HEAD | R_F_IN_THREAD));
+  if (isStub(hp)) insertThread(head);
 }
 
 /** A waiting member leaves its list: its window is over, it will not be linked. */
@@ -399,19 +419,22 @@ function unlist(idx: u32): void {
   if (prev != 0) {
     store<u32>(rp(prev) + R_SIBLING, next);
   } else if (next != 0) {
-    tableReplace(H_THR_BASE, THREAD, idx, next); // the next one heads the list
-    addFlags(rp(next), R_F_IN_THREAD);
-    setFlags(p, flags(p) & ~R_F_IN_THREAD);
+    // The next one heads the list, in this one's slot (a stub leaves its own slot apart first).
+    const np = rp(next);
+    if (isStub(np)) tableRemove(H_THR_BASE, THREAD, next);
+    addFlags(np, R_F_HEAD | R_F_IN_THREAD);
+    tableReplace(H_THR_BASE, THREAD, idx, next);
+    setFlags(p, flags(p) & ~(R_F_HEAD | R_F_IN_THREAD));
+    if (isStub(p)) insertThread(idx);
   } else {
-    tableRemove(H_THR_BASE, THREAD, idx);
-    setFlags(p, flags(p) & ~R_F_IN_THREAD);
+    unfile(idx);
   }
   unlisted(p);
 }
 
 /** Off the list: the fields the list used are its parent and sibling again. */
 @inline function unlisted(p: usize): void {
-  setFlags(p, flags(p) & ~R_F_LISTED);
+  setFlags(p, flags(p) & ~(R_F_LISTED | R_F_HEAD));
   store<u32>(p + R_PARENT, 0);
   store<u32>(p + R_SIBLING, 0);
 }
@@ -622,6 +645,7 @@ function expire(idx: u32, at: i64): void {
   const p = rp(idx);
   addFlags(p, R_F_EXPIRED);
   const s = state(p);
+  if ((flags(p) & R_F_LISTED) != 0) unlist(idx); // waiting, and will not be linked now
   if (isStub(p)) {
     // A stand-in stays while a decision must pass through it.
     const needed = isEntry(p) ? s != S_DECIDED && load<u32>(p + R_CHILD) != 0 : s == S_LINKED;
@@ -629,11 +653,13 @@ function expire(idx: u32, at: i64): void {
     return;
   }
   if (s == S_WAITING) {
-    if ((flags(p) & R_F_LISTED) != 0) unlist(idx);
     stat(STAT_ORPHANS);
     makeRoot(idx, at);
   } else if (s == S_LINKED) {
-    timerPush(T_HORIZON, at + <i64>hget(H_WINDOW) + <i64>hget(H_SETTLE), idx, gen(p));
+    // Its root decides at the latest a window and a settle from now (an orphan entry that arrived
+    // just now); a second settle lets that decision reach it from another shard first, so that a
+    // tie does not force a root with shards that one engine would not.
+    timerPush(T_HORIZON, at + <i64>hget(H_WINDOW) + 2 * <i64>hget(H_SETTLE), idx, gen(p));
   } else if (s == S_DECIDED) {
     deferFree(idx);
   }
@@ -719,26 +745,27 @@ export function checkTables(): u32 {
 
 /**
  * The waiting lists, record by record: 1 a link that its neighbour does not return, 2 a head not
- * in the thread table or a listed record after the head in it, 3 a listed record that is not a
- * waiting home member of its head's thread (expired, linked, an entry, a stub), 4 a home member
- * in the thread table off any list.
+ * first on its list or not in the thread table, 3 a listed record that is not a waiting member of
+ * its neighbour's thread (expired, linked, an entry), 4 a home member in the thread table but not
+ * as a head, or a member stub not in it.
  */
 function checkLists(): u32 {
   const hwm = <u32>hget(H_REC_BASE + 2);
   for (let idx: u32 = 1; idx <= hwm; idx++) {
     const p = rp(idx);
     const f = flags(p);
-    if ((f & R_F_FREE) != 0) continue;
+    if ((f & (R_F_FREE | R_F_ENTRY)) != 0) continue;
+    if ((f & R_F_STUB) != 0 ? (f & R_F_IN_THREAD) == 0 : (f & (R_F_IN_THREAD | R_F_HEAD)) == R_F_IN_THREAD) return 4;
     if ((f & R_F_LISTED) == 0) {
-      if ((f & (R_F_IN_THREAD | R_F_ENTRY | R_F_STUB)) == R_F_IN_THREAD) return 4;
+      if ((f & R_F_HEAD) != 0) return 2;
       continue;
     }
     const prev = load<u32>(p + R_PARENT);
     const next = load<u32>(p + R_SIBLING);
     if (prev != 0 && load<u32>(rp(prev) + R_SIBLING) != idx) return 1;
     if (next != 0 && load<u32>(rp(next) + R_PARENT) != idx) return 1;
-    if ((prev == 0) != ((f & R_F_IN_THREAD) != 0)) return 2;
-    if ((f & (R_F_EXPIRED | R_F_ENTRY | R_F_STUB)) != 0 || state(p) != S_WAITING) return 3;
+    if ((prev == 0) != ((f & R_F_HEAD) != 0) || ((f & R_F_HEAD) != 0 && (f & R_F_IN_THREAD) == 0)) return 2;
+    if ((f & R_F_EXPIRED) != 0 || state(p) != S_WAITING) return 3;
     if (next != 0 && load<u64>(rp(next) + R_TID) != load<u64>(p + R_TID)) return 3;
   }
   return 0;

@@ -41,6 +41,7 @@ export const R_F_REMOTE_PARENT: u32 = 512;
 export const R_F_FORCED: u32 = 1024;
 export const R_F_IN_THREAD: u32 = 2048; // in this shard's thread table
 export const R_F_LISTED: u32 = 0x1000; // on its thread group's list of waiting members (link.ts)
+export const R_F_HEAD: u32 = 0x2000; // the head of that list: filed in the thread table under its thread id
 export const R_F_FREE: u32 = 0x8000; // on the free list (checks only)
 
 export const S_WAITING: u32 = 0;

@@ -13,15 +13,15 @@
 //
 // Roles: an entry is role A or B by its record's flags (a table's shape says which), and a role B
 // entry's tag has bit 0x40 flipped, so a probe for one role never reads the records of the other
-// under the same key (ROLE_EITHER probes both at once). The thread table's roles are owners (A)
-// and members (B: the head of a group's list of waiting members, or a stub), sharing the key's
-// home bucket: a member looking for its owner does not read the records of members. The
-// net table's role B is a conflict (a third span of a net group, which never links): it is filed
-// under its key mixed with its span id, so that spans flooding one key (bad input) do not chain
-// (each insert and scan would walk them all: time quadratic in their number) and are found, as
-// duplicates or by messages, by key and span id. A probe for a role also matches other keys'
-// entries whose tag happens to equal its own, as any tag match can; the record's key tells them
-// apart.
+// under the same key (ROLE_EITHER probes both at once). The net table's role B is a conflict (a
+// third span of a net group, which never links): it is filed under its key mixed with its span
+// id, so that spans flooding one key (bad input) do not chain (each insert and scan would walk
+// them all: time quadratic in their number) and are found, as duplicates or by messages, by key
+// and span id. The thread table's roles are owners (A) and members (B): the head of a group's
+// list of waiting members under the thread id itself, next to its owner; stubs (members whose
+// home is another shard) otherwise filed apart by thread id and span id, for the same reason.
+// A probe for a role also matches entries of other keys, or filed apart, whose tag happens to
+// equal its own, as any tag match can; the record's key and flags tell them apart.
 //
 // Bucket layout: bytes 0..11 the tags (0 = empty slot; else 0x80 | 7 bits of the key's hash,
 // bit 0x40 flipped for role B),
@@ -51,10 +51,10 @@ export const ROLE_EITHER: u8 = 0x01;
 
 /**
  * A table's shape, one constant (a constant expression at its definition, so it folds):
- * `keyAt | altAt << 8 | roleMask << 16 | roleWant << 32`. Its entries' key is the record's word at
- * `keyAt`; an entry is role B when its record's flags & `roleMask` == `roleWant`; a role B entry is
- * filed under its key mixed with the record's word at `altAt` (`altKey`), or under its key itself
- * with NO_ALT.
+ * `keyAt | altAt << 8 | roleMask << 16 | roleWant << 32 | keyFlags << 48`. Its entries' key is the
+ * record's word at `keyAt`; an entry is role B when its record's flags & `roleMask` == `roleWant`;
+ * a role B entry is filed under its key mixed with the record's word at `altAt` (`altKey`), or
+ * under its key itself with NO_ALT or when its flags have any of `keyFlags`.
  */
 export const NO_ALT: u32 = 0xff;
 @inline function keyAtOf(shape: u64): u32 {
@@ -73,7 +73,8 @@ export const NO_ALT: u32 = 0xff;
 /** The key record `p` is filed under, in its role. */
 @inline function fileKey(shape: u64, p: usize, role: u8): u64 {
   const key = load<u64>(p + keyAtOf(shape));
-  return role != 0 && altAtOf(shape) != NO_ALT ? altKey(key, load<u64>(p + altAtOf(shape))) : key;
+  const apart = role != 0 && altAtOf(shape) != NO_ALT && (<u32>load<u16>(p + R_FLAGS) & <u32>(shape >> 48)) == 0;
+  return apart ? altKey(key, load<u64>(p + altAtOf(shape))) : key;
 }
 /** Grow at 80% of the slots, by half again. */
 const MAX_LOAD_NUM: u64 = 4;

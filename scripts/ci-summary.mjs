@@ -13,7 +13,10 @@ try {
   process.exit(1);
 }
 const passed = report.numPassedTests ?? 0;
-const failed = (report.numFailedTests ?? 0) + (report.numFailedTestSuites ?? 0) - countSuitesWithFailedTests(report);
+// Failed tests, and test files that failed without a failed test (one that did not load or run).
+// Not numFailedTestSuites: vitest counts describe blocks there too, so a failed test in a
+// describe block was counted twice.
+const failed = (report.numFailedTests ?? 0) + filesFailedWithoutFailedTest(report);
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 for (const suite of report.testResults ?? []) {
   for (const t of suite.assertionResults ?? []) if (t.status === "failed") console.log(`FAILED ${suite.name}: ${t.fullName}`);
@@ -24,7 +27,6 @@ for (const suite of report.testResults ?? []) {
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);
 
-/** A suite that failed only because a test in it failed is already counted once. */
-function countSuitesWithFailedTests(r) {
-  return (r.testResults ?? []).filter((s) => s.status === "failed" && (s.assertionResults ?? []).some((t) => t.status === "failed")).length;
+function filesFailedWithoutFailedTest(r) {
+  return (r.testResults ?? []).filter((s) => s.status === "failed" && (s.assertionResults ?? []).every((t) => t.status !== "failed")).length;
 }

@@ -508,12 +508,12 @@ export class LinkerShard extends DurableObject<Env> {
   }
 
   /**
-   * Log rows older than the longest a span can matter (2 windows + settle) and done, dropped:
+   * Log rows older than the longest a span can matter (2 windows + 2 settles: its horizon) and done, dropped:
    * MAINTENANCE_ROWS at a time (a row holds a batch: freeing its pages is real work), again
    * soon while there are more.
    */
   private maintain(): void {
-    const horizon = 2 * this.cfg.link.windowMs + this.cfg.link.settleMs + 10_000;
+    const horizon = 2 * this.cfg.link.windowMs + 2 * this.cfg.link.settleMs + 10_000;
     const before = Date.now() - horizon;
     const dropped: number[] = [];
     this.log.truncate(before, (seq) => this.bodies.fullyDone(seq), MAINTENANCE_ROWS, dropped);

@@ -5,6 +5,7 @@ import { DEFAULT_LINK_CONFIG, type LinkConfig } from "../../src/linker/config.ts
 import { LinkerEngine } from "../../src/linker/engine.ts";
 import { hex16, hex32, keepTrace, samplingThreshold, traceIdOfRoot } from "../../src/linker/ids.ts";
 import { loadEngineModule } from "../../src/linker/load-node.ts";
+import { LocalCluster } from "../../src/linker/local-cluster.ts";
 
 const module = loadEngineModule({ debug: true });
 const ALL: LinkConfig = { ...DEFAULT_LINK_CONFIG, samplingRate: 1, useAppTraceId: false, windowMs: 1000, settleMs: 100 };
@@ -191,7 +192,7 @@ describe("timers", () => {
     // them soon after, and new spans reuse their records while those horizons are pending. The
     // horizon must see that its record is not the one it was set for (the generation), or it would
     // force a waiting span of another trace to a root.
-    const e = new LinkerEngine(module, ALL); // window 1000, settle 100: horizons due at 2100
+    const e = new LinkerEngine(module, ALL); // window 1000, settle 100: horizons due at 2200
     const group = (g: number, tag: number, exitFirst: boolean) => {
       const tid = hex16(BigInt(tag * 1000 + g) + 1n);
       const exit = span({ span_id: hex16(BigInt(tag * 1000 + g) * 2n + 0x500000n), kind: "exit", req_seq: tag * 1000 + g, resp_seq: 1, thread_trace_id: tid });
@@ -206,7 +207,7 @@ describe("timers", () => {
     // Exits first: each waits in its thread group and is linked when its entry arrives.
     const second = Array.from({ length: 50 }, (_, g) => group(g, 2, true)).flat();
     e.ingest(second, 1500);
-    e.tick(2200); // the first spans' horizons are due at 2100
+    e.tick(2300); // the first spans' horizons are due at 2200
     expect(e.drainResults()).toHaveLength(0);
     e.tick(100_000);
     const out = new Map(e.drainResults().map((r) => [r.span_id, r.parent_id]));
@@ -248,6 +249,37 @@ describe("thread groups: members waiting for their entry", () => {
     for (let i = 0; i <= 30; i++) expect(parents.get(exit(i).span_id), `exit ${i}`).toBe(i >= 15 ? entry.span_id : "");
     for (let i = 0; i < 10; i++) expect(parents.get(other(i).span_id)).toBe("");
     expect(e.stats().orphans).toBe(15 + 10 + 1); // 15 of this thread, all 10 of the other, and the entry (no caller)
+  });
+
+  it("with shards, members whose home is another shard wait as stubs on their thread shard's list: the same links as one engine, every table and list consistent", () => {
+    const tid = hex16(0x99n);
+    const exit = (i: number) => span({ span_id: hex16(BigInt(i) + 0x900000n), kind: "exit", req_seq: 0x9100 + i * 7, resp_seq: 3, thread_trace_id: tid });
+    const entry = span({ span_id: hex16(0x9fffffn), kind: "entry", req_seq: 0x9000, resp_seq: 3, thread_trace_id: tid });
+    const run = (shards: number) => {
+      const c = new LocalCluster(module, ALL, shards);
+      const check = (when: string) => c.engines.forEach((e, s) => expect(e.checkTables(), `${when}, shard ${s} of ${shards}`).toBe(0));
+      for (let t = 0; t < 8; t++) {
+        c.tick(t * 100);
+        c.ingest([exit(t * 4), exit(t * 4 + 1), exit(t * 4 + 2), exit(t * 4 + 3)], t * 100);
+        check(`after batch ${t}`);
+      }
+      c.tick(1250); // the first three batches' windows are over
+      check("at 1250");
+      c.ingest([entry], 1300);
+      check("after the entry");
+      c.ingest([exit(40)], 1310); // after its entry: linked at once
+      c.flush();
+      check("at the end");
+      expect(c.engines.reduce((n, e) => n + e.heldRecords, 0)).toBe(0);
+      return { parents: new Map(c.drainResults().map((r) => [r.span_id, r.parent_id])), stubs: c.engines.reduce((n, e) => n + e.stats().stubs, 0) };
+    };
+    const one = run(1);
+    for (let i = 0; i <= 40; i++) if (i < 32 || i === 40) expect(one.parents.get(exit(i).span_id), `exit ${i}`).toBe(i >= 12 ? entry.span_id : "");
+    for (const shards of [3, 8]) {
+      const many = run(shards);
+      expect(many.stubs).toBeGreaterThan(10); // most members' homes are not their thread's shard
+      expect(Object.fromEntries([...many.parents].sort()), `${shards} shards`).toEqual(Object.fromEntries([...one.parents].sort()));
+    }
   });
 });
 

@@ -170,8 +170,10 @@ export class ReferenceLinker {
         this.stats.orphans++;
         this.makeRoot(node, t.at);
       } else if (node.state === "linked") {
-        // Normally decided long before; if not by then, the tree never resolves (a cycle).
-        this.schedule(t.at + this.cfg.windowMs + this.cfg.settleMs, "horizon", node);
+        // Normally decided by then (a root arriving now decides a window and a settle later; the
+        // second settle lets a decision reach it from another shard); if not, the tree never
+        // resolves (a cycle).
+        this.schedule(t.at + this.cfg.windowMs + 2 * this.cfg.settleMs, "horizon", node);
       }
     } else if (t.kind === "decide") {
       if (node.state === "root") this.decide(node);
