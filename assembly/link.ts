@@ -351,7 +351,8 @@ function threadJoin(idx: u32): void {
   }
   insertThread(idx);
   for (let q = probeFirst(H_THR_BASE, R_TID, tid, 0); q != 0; q = probeNext()) {
-    if (q != idx && (flags(rp(q)) & (R_F_EXPIRED | R_F_THREAD_CONFLICT)) == 0) {
+    // (A stub filed apart shows here when its tag happens to match: an entry it is not.)
+    if (q != idx && (flags(rp(q)) & (R_F_ENTRY | R_F_EXPIRED | R_F_THREAD_CONFLICT)) == R_F_ENTRY) {
       addFlags(p, R_F_THREAD_CONFLICT); // a second live owner: not linked
       stat(STAT_CONFLICTS);
       return;

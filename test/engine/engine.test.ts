@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { ESpan } from "../../contract/espan.ts";
 import { DEFAULT_LINK_CONFIG, type LinkConfig } from "../../src/linker/config.ts";
 import { LinkerEngine } from "../../src/linker/engine.ts";
-import { hex16, hex32, keepTrace, samplingThreshold, traceIdOfRoot } from "../../src/linker/ids.ts";
+import { hex16, hex32, keepTrace, mix64, samplingThreshold, shardOfNet, shardOfThread, traceIdOfRoot } from "../../src/linker/ids.ts";
 import { loadEngineModule } from "../../src/linker/load-node.ts";
 import { LocalCluster } from "../../src/linker/local-cluster.ts";
 
@@ -280,6 +280,38 @@ describe("thread groups: members waiting for their entry", () => {
       expect(many.stubs).toBeGreaterThan(10); // most members' homes are not their thread's shard
       expect(Object.fromEntries([...many.parents].sort()), `${shards} shards`).toEqual(Object.fromEntries([...one.parents].sort()));
     }
+  });
+
+  it("with shards, a member stub filed apart whose bucket and tag coincide with its owner's is not mistaken for a second owner", () => {
+    // White-box: stubs not heading their list are filed by thread id and span id (assembly/table.ts,
+    // link.ts), so one can land in the bucket of its thread id with the tag an owner has there;
+    // its key (the thread id) matches too, and only its flags tell it from an owner. The span id
+    // is searched for that coincidence in the thread table as a new engine sizes it.
+    const SALT_TABLE = 0xe7037ed1a0b428dbn, SALT_ALT = 0x8ebc6af09c88c6e3n, BUCKETS = 171n; // 2048 slots, 12 a bucket
+    const home = (h: bigint) => ((h >> 32n) * BUCKETS) >> 32n;
+    const shards = 2;
+    const tid = 0xabcdn;
+    const tidHash = mix64(tid ^ SALT_TABLE);
+    const onOtherShard = (i: number) => shardOfNet(i, 5, shards) !== shardOfThread(tid, shards); // a stub at the thread shard
+    let crafted = 0n;
+    for (let x = 1n; crafted === 0n; x++) {
+      const h = mix64((tid ^ mix64(x ^ SALT_ALT)) ^ SALT_TABLE);
+      if (home(h) === home(tidHash) && ((h & 0x7fn) ^ 0x40n) === (tidHash & 0x7fn)) crafted = x;
+    }
+    const seqs = Array.from({ length: 100 }, (_, i) => i).filter(onOtherShard);
+    const exits = [
+      span({ span_id: hex16(0xffff0001n), kind: "exit", req_seq: seqs[0], resp_seq: 5, thread_trace_id: hex16(tid) }), // heads the list
+      span({ span_id: hex16(crafted), kind: "exit", req_seq: seqs[1], resp_seq: 5, thread_trace_id: hex16(tid) }), // filed apart
+    ];
+    const entry = span({ span_id: hex16(0xffff0009n), kind: "entry", req_seq: 0xf000, resp_seq: 6, thread_trace_id: hex16(tid) });
+    const c = new LocalCluster(module, ALL, shards);
+    c.ingest(exits, 0);
+    c.ingest([entry], 10);
+    c.engines.forEach((e) => expect(e.checkTables()).toBe(0));
+    c.flush();
+    expect(c.stats().conflicts).toBe(0);
+    const parents = new Map(c.drainResults().map((r) => [r.span_id, r.parent_id]));
+    for (const x of exits) expect(parents.get(x.span_id)).toBe(entry.span_id);
   });
 });
 
