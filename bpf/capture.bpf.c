@@ -59,7 +59,7 @@ const volatile __u32 self_tgid = 0;    /* the agent never traces itself */
 /* Changed at run time through the skeleton's mmapped .data/.bss. */
 __u32 trace_all = 0;
 __u32 capture_bytes = 256;         /* clamped to ESPAN_MAX_CAPTURE */
-__u32 wakeup_bytes = 256 * 1024;   /* wake the consumer when this much is pending; 0: per record */
+__u32 wakeup_bytes = 1024 * 1024;   /* wake the consumer when this much is pending; 0: per record */
 __u32 every_chunk = 0;             /* 1: a record per send/recv, not only per direction flip */
 
 /* ---- maps --------------------------------------------------------------------------------- */
@@ -746,7 +746,7 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 
 /* Exec and fork records wake the consumer at once (BPF_RB_FORCE_WAKEUP): the agent selects a
  * new process when it reads its exec record, and a short-lived one (curl) must not be done
- * talking by then. That is what lets the agent drain on a slow timer (100 ms) instead of every
+ * talking by then. That is what lets the agent drain on a slow timer (250 ms) instead of every
  * 10 ms: a wake-up of the agent's Node process costs ~150 us of CPU on our VMs (a bare C
  * nanosleep loop: ~40 us), so a 10 ms timer alone was 1.5% of a core, ~4.5 us per span at the
  * ~3.3k spans/s of a server doing 300 us of work per request. Exits need no hurry: the kernel

@@ -34,7 +34,7 @@ export interface OpenOptions {
   /** Trace every process except the agent itself and pids added with PID_EXCLUDE. Default false. */
   traceAll?: boolean;
   /** Pending ring bytes that wake the consumer; below that the flush timer collects. 0 = wake on
-   * every record (costly: ~30% of the traced program's throughput). Default 262144. */
+   * every record (costly: ~30% of the traced program's throughput). Default 1048576. */
   wakeupBytes?: number;
   /** Ring buffer size: a power of 2, at least a page. Default 16 MiB. */
   ringBytes?: number;
@@ -108,7 +108,7 @@ export interface Capture {
   setEveryChunk(on: boolean): void;
   setRunStats(on: boolean): void;
   /** Drain the ring buffer from Node's loop: on a kernel wake-up (epoll fd) and every flushMs
-   * (default 10). Socket records are held back until 256 KiB or 100 ms of them have come (a
+   * (default 10). Socket records are held back until 1 MiB or 250 ms of them have come (a
    * call into JS per few records costs more than the records); a process record (exec, fork,
    * exit) is handed over at the next drain with everything before it. Keeps the process alive
    * until stop(). */

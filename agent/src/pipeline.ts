@@ -57,15 +57,16 @@ export interface Agent {
 
 const SWEEP_MS = 1000;
 /**
- * The ring buffer is drained when the kernel wakes the agent (wakeupBytes pending, 256 KB by
+ * The ring buffer is drained when the kernel wakes the agent (wakeupBytes pending, 1 MiB by
  * default: a busy host; and at once for an exec or fork record, so that a new process is
  * selected before it talks) and at least this often. Socket records are held back by the
- * addon until 256 KiB or 100 ms of them have come (agent/native/src/addon.cc), so a shorter
+ * addon until 1 MiB or 250 ms of them have come (agent/native/src/addon.cc), so a shorter
  * period would only wake the process for nothing: a wake-up of this Node process costs ~150 µs
  * of CPU on our VMs, and the 10 ms period this had was 1.5% of a core on its own
- * (bpf/capture.bpf.c, PROCESS_WAKEUP).
+ * (bpf/capture.bpf.c, PROCESS_WAKEUP). Spans reach the shipper up to ~250 ms later than they
+ * did with 100 ms; its batches are cut by size or flush_interval after that.
  */
-const DRAIN_MS = 100;
+const DRAIN_MS = 250;
 
 export function startAgent(opts: AgentOptions): Agent {
   const { config } = opts;
@@ -162,7 +163,7 @@ export function startAgent(opts: AgentOptions): Agent {
       assembler.sweep(clock.nowMono());
       directory.sweep();
     });
-  // Records not handed over yet (in the ring, or held by the addon for up to 100 ms) would make
+  // Records not handed over yet (in the ring, or held by the addon for up to 250 ms) would make
   // their connections look idle: the sweep sees them first.
   const sweeper = setInterval(() => {
     guarded("drain", () => void cap.flush());

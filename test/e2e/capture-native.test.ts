@@ -164,7 +164,7 @@ describe("stats and batching", () => {
     expect(stats.drops).toBe(0);
     expect(stats.arenaFull).toBeGreaterThan(0);
     expect(stats.records).toBe(session.records.length);
-    // Batched wake-ups: the kernel woke the consumer per wakeupBytes (256 KiB) crossed, never
+    // Batched wake-ups: the kernel woke the consumer per wakeupBytes (1 MiB) crossed, never
     // per record (a wake-up per record costs ~30% of the traced program's throughput).
     expect(stats.pollWakeups).toBeLessThan(stats.records / 10);
     // Consecutive sends continue each other's seq: no record missing, none duplicated.
