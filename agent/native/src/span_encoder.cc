@@ -21,9 +21,9 @@ namespace {
 // A staged span's slots; agent/src/ship/span-json.ts (Staged) writes them in this order.
 enum Slot {
   kFlags, kIdHi, kIdLo, kStartHi, kStartLo, kThreadHi, kThreadLo, kReqSeq, kRespSeq, kDuration,
-  kEndpointRun, kHttpRun, kBytesRead, kBytesWritten, kStride = 16
+  kEndpointRun, kHttpRun, kBytesRead, kBytesWritten, kSrcPort, kDstPort, kStride = 16
 };
-enum Flag { kComma = 1, kExit = 2, kThread = 4, kRead = 8, kWritten = 16 };
+enum Flag { kComma = 1, kExit = 2, kThread = 4, kRead = 8, kWritten = 16, kTcp = 32 };
 // Runs: endpoint runs at [0, kRuns), http runs at [kRuns, 2 * kRuns) (span-json.ts RUN_SLOTS).
 constexpr uint32_t kRuns = 1024;
 
@@ -100,6 +100,9 @@ class SpanEncoder : public Napi::ObjectWrap<SpanEncoder> {
       n.duration_ns = s[kDuration];
       n.endpoint_run = reinterpret_cast<const uint8_t*>(ep.data());
       n.endpoint_len = ep.size();
+      n.src_port = s[kSrcPort];
+      n.dst_port = s[kDstPort];
+      n.tcp = (flags & kTcp) != 0;
       n.has_thread = (flags & kThread) != 0;
       n.thread_hi = Word(s[kThreadHi]);
       n.thread_lo = Word(s[kThreadLo]);

@@ -61,6 +61,13 @@ long espan_span_json(uint8_t* out, const uint8_t* end, const struct espan_span_n
   if (p == NULL) return -1;
   memcpy(p, s->endpoint_run, s->endpoint_len);
   p += s->endpoint_len;
+  p = KEY(p, ",\"src_port\":");
+  p = num(p, s->src_port);
+  if (p == NULL) return -1;
+  p = KEY(p, ",\"dst_port\":");
+  p = num(p, s->dst_port);
+  if (p == NULL) return -1;
+  p = s->tcp ? KEY(p, ",\"l7_proto\":\"tcp\"") : KEY(p, ",\"l7_proto\":\"http\"");
   if (s->has_thread) {
     p = KEY(p, ",\"thread_trace_id\":");
     p = id64(p, s->thread_hi, s->thread_lo);

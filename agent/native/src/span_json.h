@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The JSON of an agent's eSpan from numbers JS decided (agent/src/ship/span-json.ts), around
- * two runs of fields JS wrote once and remembered as bytes (host .. l7_proto and operation ..
+ * two runs of fields JS wrote once and remembered as bytes (host .. dst_ip and operation ..
  * status). Only spans whose every value is one of these forms come here: ids as two 32-bit
  * words, start_ns as a u64, integers in [0, 2^53); JS writes every other span itself. The
  * bytes are JSON.stringify's for the same span.
@@ -18,8 +18,10 @@ struct espan_span_numbers {
   double req_seq, resp_seq;
   uint64_t start_ns;          /* start_ns: a decimal string */
   double duration_ns;
-  const uint8_t* endpoint_run; /* host .. l7_proto, each key after its comma */
+  const uint8_t* endpoint_run; /* host .. dst_ip, each key after its comma */
   size_t endpoint_len;
+  double src_port, dst_port;
+  int tcp;                    /* l7_proto: "tcp", else "http" */
   int has_thread;             /* thread_trace_id, absent when 0 */
   uint32_t thread_hi, thread_lo;
   const uint8_t* http_run;    /* operation .. status (empty when all are absent) */

@@ -114,7 +114,7 @@ describe("JSON batches", () => {
       const id = randomId64();
       const start = 1_764_900_000_000_000_000n + BigInt(i) * 1_234_567n;
       const s = new AgentSpan(id, i % 2 ? "entry" : "exit", (i * 2_654_435_761) >>> 0, i, start.toString(), i * 1_000_003,
-        "h", 7, 8, "node", "svc", "10.0.0.1", "10.0.0.2", o.port ?? 40_000 + (i % 3), 8080, "http", thread, "GET /a", "GET", "/a",
+        "h", 7, 8, "node", "svc", "10.0.0.1", "10.0.0.2", o.port ?? 40_000 + (i % 3), 8080, i % 11 ? "http" : "tcp", thread, "GET /a", "GET", "/a",
         "1.1", o.status ?? 200, "ok", i % 5 ? 78 + i : undefined, i % 7 ? 4096 * i : undefined, undefined, undefined, undefined, undefined);
       s.setWire(lastId.hi, lastId.lo, Number(start >> 32n), Number(start & 0xffff_ffffn), thHi, thLo);
       return s;
@@ -141,7 +141,8 @@ describe("JSON batches", () => {
       (s) => (s.req_seq = -1), (s) => (s.req_seq = 2 ** 32), (s) => (s.resp_seq = 1.5), (s) => (s.duration_ns = Number.NaN),
       (s) => (s.duration_ns = 2 ** 53), (s) => (s.bytes_read = -0), (s) => (s.bytes_written = Infinity), (s) => (s.app_sampled = true),
       (s) => (s.app_trace_id = "0af7651916cd43dd8448eb211c80319c"), (s) => (s.attributes = { "espan.pipelined_offset": 3 }),
-      (s) => (s.req_seq = "7" as never), (s) => (s.host = "h2"), (s) => (s.operation = "GET /b"),
+      (s) => (s.req_seq = "7" as never), (s) => (s.host = "h2"), (s) => (s.operation = "GET /b"), (s) => (s.l7_proto = "udp"),
+      (s) => (s.src_port = 65_536 * 65_536), (s) => (s.dst_port = -2), (s) => (s.dst_ip = "10.0.0.3"),
     ];
     const mixed = Array.from({ length: 600 }, (_, i) => {
       const s = wired(i, { status: i % 97 === 0 ? 503 : 200 });
