@@ -73,7 +73,7 @@ export const STAT_MSGS_RECEIVED = 10;
 export const STAT_STUBS = 11;
 export const STAT_COUNT = 12;
 
-export const MAGIC: u64 = 0x6e617073_65_00_0006; // "espan" engine, layout version 6
+export const MAGIC: u64 = 0x6e617073_65_00_0007; // "espan" engine, layout version 7
 
 @inline export function hget(i: i32): u64 {
   return load<u64>(HDR + (<usize>i << 3));
