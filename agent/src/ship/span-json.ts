@@ -96,6 +96,8 @@ function nativeEncoder(stage: Float64Array, positions: Uint32Array): SpanEncoder
   }
 }
 
+const COMMA = Buffer.from(",");
+
 /** "00" .. "99" as ASCII byte pairs. */
 const PAIRS = new Uint8Array(200);
 for (let i = 0; i < 100; i++) {
@@ -122,7 +124,10 @@ export class SpanJsonWriter {
   encodedNatively = 0;
   /** Room the staged spans may take. */
   private stagedBytes = 0;
-  private readonly native: SpanEncoder | undefined;
+  /** The spans staged (written by JS if the addon fails). */
+  private readonly stagedSpans: (AgentSpan | undefined)[] = new Array<AgentSpan | undefined>(STAGE_SPANS).fill(undefined);
+  /** Undefined when the addon cannot load here, or once it failed. */
+  private native: SpanEncoder | undefined;
 
   constructor(initialBytes = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(initialBytes);
@@ -165,13 +170,28 @@ export class SpanJsonWriter {
     this.staged = 0;
     this.reserve(this.stagedBytes);
     this.stagedBytes = 0;
-    this.n = this.native!.encode(this.buf, this.n, count);
-    this.encodedNatively += count;
-    const { starts, ends, positions } = this;
+    const { starts, ends, positions, stagedSpans } = this;
     const first = starts.length - count;
+    try {
+      this.n = this.native!.encode(this.buf, this.n, count);
+    } catch {
+      // A bug (staging() lets through only what the addon writes): JS writes these spans, and
+      // every span from now on; the batch stays whole.
+      this.native = undefined;
+      for (let i = 0; i < count; i++) {
+        if (first + i > 0) this.bytes(COMMA);
+        starts[first + i] = this.n;
+        this.span(stagedSpans[i]!);
+        ends[first + i] = this.n;
+      }
+      stagedSpans.fill(undefined);
+      return;
+    }
+    this.encodedNatively += count;
     for (let i = 0; i < count; i++) {
       starts[first + i] = positions[2 * i];
       ends[first + i] = positions[2 * i + 1];
+      stagedSpans[i] = undefined;
     }
   }
 
@@ -208,6 +228,7 @@ export class SpanJsonWriter {
     st[at + Staged.BytesWritten] = bytes_written ?? 0;
     st[at + Staged.SrcPort] = src_port;
     st[at + Staged.DstPort] = dst_port;
+    this.stagedSpans[this.staged] = s;
     this.starts.push(-1); // where: once flushed
     this.ends.push(-1);
     this.stagedBytes += STAGED_BYTES + endpoint.bytes.length + http.bytes.length;

@@ -158,6 +158,19 @@ describe("JSON batches", () => {
     const batch = b.takePlain();
     expect(batch.body.toString("utf8")).toBe(JSON.stringify({ spans: [...mixed, ...spans(3), ...plain.slice(0, 300)] }));
     expect(batch.pick([601, 0, 902]).body.toString("utf8")).toBe(JSON.stringify({ spans: [spans(3)[1], mixed[0], plain[299]] }));
+    // An addon that fails (a bug): the spans staged for it are written by JS, in their places.
+    const failing = new SpanJsonWriter();
+    const all = [...plain.slice(0, 400), ...mixed.slice(0, 100)];
+    for (const x of all.slice(0, 300)) failing.item(x);
+    Object.defineProperty((failing as unknown as { native: object }).native, "encode", {
+      value: () => {
+        throw new Error("addon bug");
+      },
+    });
+    for (const x of all.slice(300)) failing.item(x);
+    failing.flush();
+    expect(failing.buf.subarray(0, failing.n).toString("utf8")).toBe(all.map((x) => JSON.stringify(x)).join(","));
+    all.forEach((x, k) => expect(failing.buf.subarray(failing.starts[k], failing.ends[k]).toString("utf8")).toBe(JSON.stringify(x)));
   });
 
   it("picks, slices and reads back spans by the offsets it kept", () => {
