@@ -8,13 +8,29 @@
 
 #define KEY(p, k) (memcpy(p, k, sizeof(k) - 1), (p) + sizeof(k) - 1)
 
-static const char kHex[] = "0123456789abcdef";
+/* "00" .. "ff" and "00" .. "99": two characters a table load (a division or shift per
+ * character was most of this file's time: perf, the hello-world bench). */
+static char kHexPairs[512];
+static char kDecPairs[200];
+
+/* Filled when the addon is loaded (a constructor: no init call to forget). */
+__attribute__((constructor)) static void fill_pairs(void) {
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 256; i++) {
+    kHexPairs[2 * i] = hex[i >> 4];
+    kHexPairs[2 * i + 1] = hex[i & 15];
+  }
+  for (int i = 0; i < 100; i++) {
+    kDecPairs[2 * i] = (char)('0' + i / 10);
+    kDecPairs[2 * i + 1] = (char)('0' + i % 10);
+  }
+}
 
 static uint8_t* hex32(uint8_t* p, uint32_t w) {
-  for (int i = 7; i >= 0; i--) {
-    p[i] = (uint8_t)kHex[w & 15];
-    w >>= 4;
-  }
+  memcpy(p, kHexPairs + 2 * (w >> 24), 2);
+  memcpy(p + 2, kHexPairs + 2 * ((w >> 16) & 0xff), 2);
+  memcpy(p + 4, kHexPairs + 2 * ((w >> 8) & 0xff), 2);
+  memcpy(p + 6, kHexPairs + 2 * (w & 0xff), 2);
   return p + 8;
 }
 
@@ -29,10 +45,18 @@ static uint8_t* id64(uint8_t* p, uint32_t hi, uint32_t lo) {
 static uint8_t* u64(uint8_t* p, uint64_t x) {
   char d[20];
   int i = 20;
-  do {
-    d[--i] = (char)('0' + x % 10);
-    x /= 10;
-  } while (x != 0);
+  while (x >= 100) {
+    uint64_t q = x / 100;
+    i -= 2;
+    memcpy(d + i, kDecPairs + 2 * (x - q * 100), 2);
+    x = q;
+  }
+  if (x >= 10) {
+    i -= 2;
+    memcpy(d + i, kDecPairs + 2 * x, 2);
+  } else {
+    d[--i] = (char)('0' + x);
+  }
   memcpy(p, d + i, (size_t)(20 - i));
   return p + (20 - i);
 }
