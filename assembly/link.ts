@@ -159,13 +159,18 @@ export function prefetchRecord(idx: u32): void {
   touched ^= load<u64>(rp(idx) + R_KEY);
 }
 
-/** Touches the table slots a record's removal will read: its net slot, and its thread slot if any. */
+/**
+ * Touches the table slots a record's removal will read: its net slot, and an owner's thread slot.
+ * A freed record is in the thread table only as an owner or a member stub (S > 1): stubs, filed
+ * apart, are left to miss; asking the table where they are filed kept binaryen from inlining this
+ * into the free loop.
+ */
 export function prefetchSlots(idx: u32): void {
   const p = rp(idx);
   const f = flags(p);
   let t = touched;
   if ((f & R_F_STUB) == 0) t ^= filedSlot(H_NET_BASE, NET, idx);
-  if ((f & R_F_IN_THREAD) != 0) t ^= filedSlot(H_THR_BASE, THREAD, idx);
+  if ((f & (R_F_IN_THREAD | R_F_ENTRY)) == (R_F_IN_THREAD | R_F_ENTRY)) t ^= homeSlot(H_THR_BASE, load<u64>(p + R_TID));
   touched = t;
 }
 
