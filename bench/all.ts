@@ -68,17 +68,25 @@ function renderAgent(r: any): string {
 
 Targets: ≤ 6 µs BPF per request ${verdict(m.bpfNsPerRequest <= 6000)}; ≤ 5 µs agent CPU per span
 ${verdict(m.agentCpuUsPerSpan <= 5)}; ≤ 10% throughput loss ${verdict(m.throughputLossPct <= 10)}. ${r.rounds.length} rounds, each a fresh agent
-warmed up by ${r.agentWarmupS} s of the load, then ${r.pairs} pairs of runs with its programs detached and attached
-(alternating order); the loss is the median of every pair's ratio, the other figures medians of
+warmed up by ${r.agentWarmupS} s of the load (then 2 s more, and one detach → load → attach → load cycle), then
+${r.pairs} pairs of runs with its programs detached and attached (alternating order); the loss is the median of every pair's ratio, the other figures medians of
 the rounds. The agent is a long-running process: V8 optimises its hot code by use, so a fresh
 agent's first seconds cost more per span, for longer at lower span rates. On 2 cores the agent's
-CPU competes with the server and wrk: a hello-world request costs ~50 µs of CPU; the row "BPF
-capture alone" is what the programs and a bare ring drain lose, the rest is the agent's ~20% of
-a core, and 10% is out of reach unless the agent's CPU per span falls several times. At ~6k spans/s (the
-heavier server) each span carries more of the agent's fixed costs (timers, wake-ups: ~0.3% of a
-core idle), V8 keeps a smaller young generation (more scavenges per span), the agent's short
-bursts are preempted by wrk's wake-ups on the same cores, and the BPF programs run with caches
-the server's JSON work has cooled: the same code costs more per span and per request there.`;
+CPU competes with the server and wrk: a hello-world request costs ~50 µs of CPU (2 cores at
+~40k requests/s) and makes 2 spans, so each µs of agent CPU per span costs ~4% of throughput on
+top of what the BPF capture alone loses (its row); 10% in all would need the agent at ≲ 0.5 µs
+a span. What is left per span is mostly the JavaScript that turns records into exchanges and
+eSpans (decoding, HTTP pairing, linking, the eSpan object: ~2 µs), gzip (~0.4 µs) and the
+kernel; the JSON of the agent's own spans is written by the addon (agent/native/src/span_json.c:
+~0.3 µs a span with JS's staging, ~1 µs when JS wrote it). At ~6k spans/s (the heavier server)
+each span carries more of the agent's fixed costs (records reach JS in lumps of up to 1 MiB or
+250 ms, ~4 times a second there; timers; a POST a second), V8 keeps a smaller young generation
+(more scavenges per span), the agent's short bursts are preempted by wrk's wake-ups on the same
+cores, and the BPF programs run with caches the server's JSON work has cooled: the same code
+costs more per span and per request there. Paths a fresh agent meets late (sockets born while
+it was detached, a thread name not seen) make V8 drop and recompile its hottest functions, 5–33
+ms of compiling each (--trace-deopt); the warm-up's detach cycle takes them before the measured
+runs, as a long-running agent (which never detaches) takes them once.`;
 }
 
 /** The ingest benchmark at one sampling rate. */
