@@ -29,7 +29,7 @@ import {
   R_REMOTE_PARENT, R_SIBLING, R_SPAN_ID, R_START, R_TID, R_X, R_Y, REC_SHIFT, REC_SIZE, rp, S_DECIDED, S_LINKED, S_ROOT,
   S_WAITING, setFlags, setState, state, R_F_FREE,
 } from "./record";
-import { altKey, filedSlot, homeSlot, NO_ALT, probeFiled, probeFirst, probeNext, ROLE_B, ROLE_EITHER, tableCheck, tableInsert, tableRemove, tableReplace } from "./table";
+import { altKey, filedSlot, homeSlot, probeFiled, probeFirst, probeNext, ROLE_B, ROLE_EITHER, tableCheck, tableInsert, tableRemove, tableReplace } from "./table";
 import { decidePeekGen, decidePeekIdx, NO_GEN_CHECK, T_DECIDE, T_EXPIRE, T_HORIZON, timerPush } from "./timers";
 
 const NO_GEN: i32 = -1;

@@ -54,9 +54,8 @@ export const ROLE_EITHER: u8 = 0x01;
  * `keyAt | altAt << 8 | roleMask << 16 | roleWant << 32 | keyFlags << 48`. Its entries' key is the
  * record's word at `keyAt`; an entry is role B when its record's flags & `roleMask` == `roleWant`;
  * a role B entry is filed under its key mixed with the record's word at `altAt` (`altKey`), or
- * under its key itself with NO_ALT or when its flags have any of `keyFlags`.
+ * under its key itself when its flags have any of `keyFlags`.
  */
-export const NO_ALT: u32 = 0xff;
 @inline function keyAtOf(shape: u64): u32 {
   return <u32>shape & 0xff;
 }
@@ -73,7 +72,7 @@ export const NO_ALT: u32 = 0xff;
 /** The key record `p` is filed under, in its role. */
 @inline function fileKey(shape: u64, p: usize, role: u8): u64 {
   const key = load<u64>(p + keyAtOf(shape));
-  const apart = role != 0 && altAtOf(shape) != NO_ALT && (<u32>load<u16>(p + R_FLAGS) & <u32>(shape >> 48)) == 0;
+  const apart = role != 0 && (<u32>load<u16>(p + R_FLAGS) & <u32>(shape >> 48)) == 0;
   return apart ? altKey(key, load<u64>(p + altAtOf(shape))) : key;
 }
 /** Grow at 80% of the slots, by half again. */
