@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 out="$(mktemp -d /tmp/espan-floor.XXXXXX)"
 trap 'rm -rf "$out"' EXIT
 cp -r assembly asconfig.json "$out/"
-patch -s -p1 -d "$out" < scripts/engine-floor.patch || { echo "engine-floor.sh: the patch no longer applies to assembly/link.ts (update it)" >&2; exit 1; }
+(cd "$out" && git apply -p1 "$OLDPWD/scripts/engine-floor.patch") || { echo "engine-floor.sh: the patch no longer applies to assembly/link.ts (update it)" >&2; exit 1; }
 ln -s "$PWD/node_modules" "$out/node_modules"
 (cd "$out" && npx asc assembly/index.ts --target release -o floor.wasm)
 node dist/bench-core.js --spans 1000000 --runs 3 --records-only --wasm "$out/floor.wasm" "$@"
