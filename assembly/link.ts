@@ -117,7 +117,12 @@ export function findHome(key: u64, spanId: u64): u32 {
 }
 
 function probeConflict(key: u64, spanId: u64): u32 {
-  for (let idx = probeFiled(H_NET_BASE, R_KEY, altKey(key, spanId), key, ROLE_B); idx != 0; idx = probeNext()) {
+  return findApart(H_NET_BASE, R_KEY, key, spanId);
+}
+
+/** A role B record of table `h` filed apart, by its key (at `keyAt`) and span id, or 0. */
+function findApart(h: i32, keyAt: u32, key: u64, spanId: u64): u32 {
+  for (let idx = probeFiled(h, keyAt, altKey(key, spanId), key, ROLE_B); idx != 0; idx = probeNext()) {
     if (load<u64>(rp(idx) + R_SPAN_ID) == spanId) return idx;
   }
   return 0;
@@ -127,10 +132,8 @@ function probeConflict(key: u64, spanId: u64): u32 {
 function findInThread(tid: u64, entry: bool, spanId: u64): u32 {
   if (entry) return findRecord(H_THR_BASE, R_TID, tid, 0, spanId, false);
   // A member stub: filed apart, or heading its waiting list under the thread id.
-  for (let idx = probeFiled(H_THR_BASE, R_TID, altKey(tid, spanId), tid, ROLE_B); idx != 0; idx = probeNext()) {
-    if (load<u64>(rp(idx) + R_SPAN_ID) == spanId) return idx;
-  }
-  return findRecord(H_THR_BASE, R_TID, tid, ROLE_B, spanId, false);
+  const idx = findApart(H_THR_BASE, R_TID, tid, spanId);
+  return idx != 0 ? idx : findRecord(H_THR_BASE, R_TID, tid, ROLE_B, spanId, false);
 }
 
 // ---- Ingest ----
@@ -416,7 +419,11 @@ function unfile(head: u32): void {
   if (isStub(hp)) insertThread(head);
 }
 
-/** A waiting member leaves its list: its window is over, it will not be linked. */
+/**
+ * A waiting member leaves its list: its window is over, it will not be linked, and it is not
+ * looked for in its thread group again (a stub is freed now, a home member becomes a root), so
+ * a head leaves the table without being filed apart.
+ */
 function unlist(idx: u32): void {
   const p = rp(idx);
   const prev = load<u32>(p + R_PARENT);
@@ -424,16 +431,17 @@ function unlist(idx: u32): void {
   if (next != 0) store<u32>(rp(next) + R_PARENT, prev);
   if (prev != 0) {
     store<u32>(rp(prev) + R_SIBLING, next);
-  } else if (next != 0) {
-    // The next one heads the list, in this one's slot (a stub leaves its own slot apart first).
-    const np = rp(next);
-    if (isStub(np)) tableRemove(H_THR_BASE, THREAD, next);
-    addFlags(np, R_F_HEAD | R_F_IN_THREAD);
-    tableReplace(H_THR_BASE, THREAD, idx, next);
-    setFlags(p, flags(p) & ~(R_F_HEAD | R_F_IN_THREAD));
-    if (isStub(p)) insertThread(idx);
   } else {
-    unfile(idx);
+    if (next != 0) {
+      // The next one heads the list, in this one's slot (a stub leaves its own slot apart first).
+      const np = rp(next);
+      if (isStub(np)) tableRemove(H_THR_BASE, THREAD, next);
+      addFlags(np, R_F_HEAD | R_F_IN_THREAD);
+      tableReplace(H_THR_BASE, THREAD, idx, next);
+    } else {
+      tableRemove(H_THR_BASE, THREAD, idx);
+    }
+    setFlags(p, flags(p) & ~(R_F_HEAD | R_F_IN_THREAD));
   }
   unlisted(p);
 }

@@ -75,6 +75,10 @@ export const ROLE_EITHER: u8 = 0x01;
   const apart = role != 0 && (<u32>load<u16>(p + R_FLAGS) & <u32>(shape >> 48)) == 0;
   return apart ? altKey(key, load<u64>(p + altAtOf(shape))) : key;
 }
+/** The hash of the key record `p` is filed under, in its role. */
+@inline function filedHash(shape: u64, p: usize): u64 {
+  return hashOf(fileKey(shape, p, roleOf(shape, p)));
+}
 /** Grow at 80% of the slots, by half again. */
 const MAX_LOAD_NUM: u64 = 4;
 const MAX_LOAD_DEN: u64 = 5;
@@ -133,13 +137,15 @@ export function tableCount(h: i32): u64 {
 
 /** Touches the home bucket of `key` in table `h` (group prefetching loads it ahead of a probe). */
 @inline export function homeSlot(h: i32, key: u64): u64 {
-  return load<u64>(bucketAt(<usize>hget(h + T_BASE), homeOf(hashOf(key), <u32>hget(h + T_BUCKETS))));
+  return touchHome(h, hashOf(key));
+}
+@inline function touchHome(h: i32, hash: u64): u64 {
+  return load<u64>(bucketAt(<usize>hget(h + T_BASE), homeOf(hash, <u32>hget(h + T_BUCKETS))));
 }
 
 /** Touches the home bucket record `idx` is filed under in table `h` of shape `shape` (ahead of its removal). */
 @inline export function filedSlot(h: i32, shape: u64, idx: u32): u64 {
-  const p = rp(idx);
-  return homeSlot(h, fileKey(shape, p, roleOf(shape, p)));
+  return touchHome(h, filedHash(shape, rp(idx)));
 }
 
 // A probe over the records of one key in one role: `for (let q = probeFirst(h, keyAt, key, role);
@@ -272,7 +278,7 @@ export function tableRemove(h: i32, shape: u64, idx: u32): void {
 export function tableReplace(h: i32, shape: u64, idx: u32, next: u32): void {
   const at = tagAddress(h, shape, idx);
   const q = rp(next);
-  assert(load<u8>(at) == (tagOf(hashOf(fileKey(shape, q, roleOf(shape, q)))) ^ roleOf(shape, q)), "tableReplace: filed apart");
+  assert(load<u8>(at) == (tagOf(filedHash(shape, q)) ^ roleOf(shape, q)), "tableReplace: filed apart");
   const slot = (at - <usize>hget(h + T_BASE)) & ((1 << BUCKET_SHIFT) - 1);
   store<u32>(at - slot + IDX_AT + (slot << 2), next);
 }
@@ -347,8 +353,7 @@ export function tableCheck(h: i32, shape: u64, freeFlag: u16): u32 {
       while (used != 0) {
         const slot = ctz(used);
         used &= used - 1;
-        const p = rp(idxAt(bp, slot));
-        if (distance(homeOf(hashOf(fileKey(shape, p, roleOf(shape, p))), buckets), b, buckets) >= d) want++;
+        if (distance(homeOf(filedHash(shape, rp(idxAt(bp, slot))), buckets), b, buckets) >= d) want++;
       }
     }
     const have = overflowOf(bucketAt(base, c));
