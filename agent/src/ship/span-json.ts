@@ -147,10 +147,7 @@ export class SpanJsonWriter {
     const comma = this.starts.length > 0;
     if (s instanceof AgentSpan && this.staging(s, comma)) return;
     this.flush();
-    if (comma) {
-      this.reserve(1);
-      this.buf[this.n++] = 0x2c; // ,
-    }
+    if (comma) this.bytes(COMMA);
     this.starts.push(this.n);
     this.span(s);
     this.ends.push(this.n);
@@ -203,8 +200,10 @@ export class SpanJsonWriter {
    */
   private staging(s: AgentSpan, comma: boolean): boolean {
     if (this.native === undefined) return false;
-    const endpoint = this.endpointRuns[endpointSlot(s)];
-    const http = this.httpRuns[httpSlot(s)];
+    const e = endpointSlot(s);
+    const h = httpSlot(s);
+    const endpoint = this.endpointRuns[e];
+    const http = this.httpRuns[h];
     if (endpoint === undefined || http === undefined || !sameEndpoint(endpoint.span, s) || !sameHttp(http.span, s)) return false;
     const { kind, req_seq, resp_seq, duration_ns, bytes_read, bytes_written, src_port, dst_port, l7_proto } = s;
     if ((kind !== "entry" && kind !== "exit") || !isU32(req_seq) || !isU32(resp_seq) || !isCount(duration_ns) ||
@@ -222,8 +221,8 @@ export class SpanJsonWriter {
     st[at + Staged.ReqSeq] = req_seq;
     st[at + Staged.RespSeq] = resp_seq;
     st[at + Staged.Duration] = duration_ns;
-    st[at + Staged.EndpointRun] = endpointSlot(s);
-    st[at + Staged.HttpRun] = httpSlot(s);
+    st[at + Staged.EndpointRun] = e;
+    st[at + Staged.HttpRun] = h;
     st[at + Staged.BytesRead] = bytes_read ?? 0;
     st[at + Staged.BytesWritten] = bytes_written ?? 0;
     st[at + Staged.SrcPort] = src_port;
