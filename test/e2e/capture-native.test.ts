@@ -145,6 +145,18 @@ describe("errors say what is missing", () => {
   });
 });
 
+describe("strategy choice", () => {
+  it("'auto' loads tp_btf in a process a profiler interrupts with signals", () => {
+    // node --cpu-prof sends SIGPROF to the main thread every interval; the verifier stops with
+    // EAGAIN on a pending signal, and auto used to fall back to fd_lookup under a profiler.
+    const dir = execFileSync("mktemp", ["-d"]).toString().trim();
+    const code = `import(${JSON.stringify(indexUrl)}).then((m) => { const c = m.open({ strategy: "auto" }); console.log(c.strategy()); c.close(); })`;
+    const out = execFileSync(process.execPath, ["--cpu-prof", "--cpu-prof-interval", "100", "--cpu-prof-dir", dir, "-e", code]);
+    execFileSync("rm", ["-rf", dir]);
+    expect(out.toString().trim()).toBe("tp_btf");
+  });
+});
+
 describe("stats and batching", () => {
   let session: Session;
 

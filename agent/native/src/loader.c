@@ -12,6 +12,8 @@
 #define _GNU_SOURCE /* strerrorname_np */
 #endif
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,7 +329,15 @@ static struct espan_loader *open_strategy(const struct espan_opts *o, int strate
 		}
 	}
 
+	/* The verifier stops with EAGAIN when a signal is pending, and libbpf retries only a few
+	 * times: a profiler's SIGPROF every millisecond (node --cpu-prof) failed the longer
+	 * tp_btf verification every time, and "auto" quietly took fd_lookup. Signals to this
+	 * thread wait until the load is done (a few ms). */
+	sigset_t all, old_mask;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old_mask);
 	err = capture_bpf__load(l->skel);
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	if (err) {
 		/* libbpf's own hint for EPERM ("try raising ulimit -l") is misleading here: memory
 		 * is charged to the memory cgroup (reference/bpf.md pitfall 1). */
