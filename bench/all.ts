@@ -52,6 +52,26 @@ more shards there add cross-shard messages and no CPU (4 shards did half the wor
 measured); on Cloudflare they spread over machines.`;
 }
 
+/** Where the hello-world server's loss comes from (measured apart from bench:agent's runs). */
+const HELLO_WORLD_LOSS = `
+Where the hello-world loss comes from. On this 2-CPU VM the server's one JavaScript thread is the
+bottleneck: without the agent it keeps a core busy (~105% with Node's helper threads) while the
+machine is ~30% idle (/proc/stat over wrk runs, 2026-12-05), so whatever takes that thread's time
+or shares its core costs throughput: the BPF programs run inside its send and recv calls, and
+the agent's CPU (~20% of a core) lands on its core part of the time even with idle time left
+(under SCHED_IDLE the agent took the idle time, the server still lost ~23%, and the ring
+overflowed: priority is no way out). The capture alone, in steps against no capture
+(\`bash scripts/capture-floor.sh 10 4\`, 2026-12-05, medians of 10 pairs of 4 s runs): the
+programs attached and returning at once 2.3%; with the pid filter, TCP checks, seq and the
+socket's state 3.0%; the record built and its payload copied, not sent, 6.1%; the capture as
+shipped (the record through the ring buffer, drained and its HTTP heads scanned by the addon)
+11.3% (other runs 9.4–10.8%). The agent's work on top costs about as much again at ~3 µs a span.
+So ≤ 10% needs both a cheaper capture and an agent near ~0.5 µs a span, and no single part
+dominates either: each step of the capture adds 1–5 points, and the agent's own profile (perf,
+hello world) is flat: gzip 12%, the JavaScript that turns records into eSpans ~40% and V8's
+runtime under it ~23% (map lookups, BigInt conversions, write barriers), the addon's HTTP scan
+~8%, the kernel ~8%.`;
+
 function renderAgent(r: any): string {
   const m = r.median;
   const server = r.serverWorkUs > 0 ? `a Node server doing ~${r.serverWorkUs} µs of JSON work per request` : "a hello-world Node server";
@@ -71,11 +91,8 @@ ${verdict(m.agentCpuUsPerSpan <= 5)}; ≤ 10% throughput loss ${verdict(m.throug
 warmed up by ${r.agentWarmupS} s of the load (then 2 s more, and one detach → load → attach → load cycle), then
 ${r.pairs} pairs of runs with its programs detached and attached (alternating order); the loss is the median of every pair's ratio, the other figures medians of
 the rounds. The agent is a long-running process: V8 optimises its hot code by use, so a fresh
-agent's first seconds cost more per span, for longer at lower span rates. On 2 cores the agent's
-CPU competes with the server and wrk: a hello-world request costs ~50 µs of CPU (2 cores at
-~40k requests/s) and makes 2 spans, so each µs of agent CPU per span costs ~4% of throughput on
-top of what the BPF capture alone loses (its row); 10% in all would need the agent at ≲ 0.5 µs
-a span. What is left per span is mostly the JavaScript that turns records into exchanges and
+agent's first seconds cost more per span, for longer at lower span rates.${r.serverWorkUs > 0 ? "" : HELLO_WORLD_LOSS}
+What is left per span is mostly the JavaScript that turns records into exchanges and
 eSpans (decoding, HTTP pairing, linking, the eSpan object: ~2 µs), gzip (~0.4 µs) and the
 kernel; the JSON of the agent's own spans is written by the addon (agent/native/src/span_json.c:
 ~0.3 µs a span with JS's staging, ~1 µs when JS wrote it). At ~6k spans/s (the heavier server)
