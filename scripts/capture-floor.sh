@@ -23,7 +23,8 @@ command -v wrk >/dev/null || { echo "capture-floor.sh: wrk missing (scripts/setu
 [ -f dist/bench-agent.js ] && [ -f bpf/.output/vmlinux.h ] || { echo "capture-floor.sh: build first (npm run build)" >&2; exit 1; }
 out="$(mktemp -d /tmp/espan-capture-floor.XXXXXX)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$out"; }
+cp=
+cleanup() { for p in "${pids[@]}" $cp; do kill "$p" 2>/dev/null || true; done; rm -rf "$out"; }
 trap cleanup EXIT
 
 # variant NAME PERL-SUBSTITUTION: a copy of bpf/ and agent/native/ with the change, built.
@@ -59,7 +60,12 @@ process.stdout.write(`ready ${cap.strategy()}\n`);
 process.on("SIGTERM", () => { const s = cap.stats(); process.stdout.write(`records ${s.records} drops ${s.drops}\n`); cap.close(); process.exit(0); });
 EOF
 
-rps() { wrk -t2 -c16 -d"${seconds}s" "http://127.0.0.1:$port/bench" | awk '/Requests\/sec/{print $2}'; }
+rps() {
+  local v
+  v="$(wrk -t2 -c16 -d"${seconds}s" "http://127.0.0.1:$port/bench" | awk '/Requests\/sec/{print $2}')"
+  [ -n "$v" ] || { echo "capture-floor.sh: wrk gave no requests/s" >&2; exit 1; }
+  echo "$v"
+}
 wrk -t2 -c16 -d2s "http://127.0.0.1:$port/bench" > /dev/null # warm the server
 modes=(none attached state built full)
 : > "$out/runs"
@@ -72,8 +78,9 @@ for r in $(seq "$rounds"); do
       for _ in $(seq 50); do grep -q ready "$out/cap.out" 2>/dev/null && break; sleep 0.1; done
       grep -q "ready tp_btf" "$out/cap.out" || { echo "capture-floor.sh: $m did not load with tp_btf: $(cat "$out/cap.out")" >&2; exit 1; }
     fi
-    echo "$r $m $(rps)" >> "$out/runs"
-    [ -n "$cp" ] && { kill "$cp"; wait "$cp" 2>/dev/null || true; }
+    v="$(rps)"
+    echo "$r $m $v" >> "$out/runs"
+    [ -n "$cp" ] && { kill "$cp"; wait "$cp" 2>/dev/null || true; cp=; }
   done
 done
 
