@@ -67,6 +67,9 @@ export interface ProgramStats {
 
 export interface CaptureStats {
   strategy: Strategy;
+  /** Why strategy "auto" loaded fd_lookup rather than tp_btf (the step and libbpf's or the
+   * kernel's words); null when it did not fall back. */
+  strategyFallback: string | null;
   attached: boolean;
   /** Records handed to JS since open. */
   records: number;

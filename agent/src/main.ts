@@ -44,7 +44,7 @@ function main(): void {
   }
   const s = agent.stats();
   log(
-    `capturing (seq strategy ${s.capture.strategy}, ${s.processes.processes_traced} processes selected now` +
+    `capturing (seq strategy ${s.capture.strategy}${s.capture.strategyFallback ? ` because tp_btf did not load: ${s.capture.strategyFallback}` : ""}, ${s.processes.processes_traced} processes selected now` +
       `${config.trace_all_process ? ", trace_all_process" : ""}); ` +
       (config.trace_server ? `shipping to ${config.trace_server}` : "printing spans on stdout"),
   );

@@ -35,7 +35,7 @@ export interface AgentOptions {
 }
 
 export interface AgentStats {
-  capture: Pick<CaptureStats, "strategy" | "records" | "drops" | "ringUsed" | "ringSize">;
+  capture: Pick<CaptureStats, "strategy" | "strategyFallback" | "records" | "drops" | "ringUsed" | "ringSize">;
   decode_errors: number;
   /** Exceptions caught in assembly or the sweep (bugs): logged, counted, survived. */
   pipeline_errors: number;
@@ -157,6 +157,7 @@ export function startAgent(opts: AgentOptions): Agent {
   }
   shipper?.start();
   const strategy = cap.strategy();
+  const strategyFallback = cap.stats().strategyFallback;
 
   const sweep = () =>
     guarded("sweep", () => {
@@ -180,6 +181,7 @@ export function startAgent(opts: AgentOptions): Agent {
       return {
         capture: {
           strategy,
+          strategyFallback,
           records: c?.records ?? 0,
           drops: c?.drops ?? 0,
           ringUsed: c?.ringUsed ?? 0,

@@ -1,6 +1,9 @@
 // The addon's contract: errors that name the missing piece, the layout JS decodes with, stats,
 // batching into one arena without losing records at the cut.
 import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { layout, open } from "../../agent/native/index.js";
@@ -155,6 +158,30 @@ describe("strategy choice", () => {
     execFileSync("rm", ["-rf", dir]);
     expect(out.toString().trim()).toBe("tp_btf");
   });
+
+  it("'auto' says why it fell back to fd_lookup", () => {
+    // The kernel's BTF with the sock_send_length tracepoint's type renamed, mounted over
+    // /sys/kernel/btf/vmlinux in a private mount namespace: to the loader the tracepoint is
+    // absent (a kernel before 6.3), and fd_lookup still finds every type it relocates.
+    const dir = mkdtempSync(join(tmpdir(), "espan-btf-"));
+    const fake = join(dir, "vmlinux");
+    const btf = readFileSync("/sys/kernel/btf/vmlinux");
+    const name = Buffer.from("btf_trace_sock_send_length\0");
+    const at = btf.indexOf(name);
+    expect(at).toBeGreaterThan(0);
+    btf[at + name.length - 2] = 0x58; // "btf_trace_sock_send_lengtX"
+    writeFileSync(fake, btf);
+    const code = `import(${JSON.stringify(indexUrl)}).then((m) => { const c = m.open({ strategy: "auto" }); const s = c.stats();
+      console.log(JSON.stringify({ strategy: s.strategy, why: s.strategyFallback })); c.close(); })`;
+    try {
+      const out = execFileSync("unshare", ["-m", "sh", "-c", `mount --bind ${fake} /sys/kernel/btf/vmlinux && exec "$0" -e "$1"`, process.execPath, code]);
+      const got = JSON.parse(out.toString().trim()) as { strategy: string; why: string | null };
+      expect(got.strategy).toBe("fd_lookup");
+      expect(got.why).toMatch(/tracepoint sock\/sock_send_length is absent from the kernel BTF/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("stats and batching", () => {
@@ -190,6 +217,8 @@ describe("stats and batching", () => {
   it("reports per-program BPF run time and ring usage", () => {
     const stats = session.cap.stats();
     expect(stats.runStats).toBe(true);
+    expect(stats.strategy).toBe("tp_btf");
+    expect(stats.strategyFallback).toBeNull(); // auto loaded tp_btf: nothing to explain
     expect(stats.ringSize).toBe(64 << 20);
     expect(stats.ringUsed).toBeGreaterThanOrEqual(0);
     expect(stats.ringUsed).toBeLessThanOrEqual(stats.ringSize);

@@ -398,6 +398,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
     auto num = [&](uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); };
     Napi::Object o = Napi::Object::New(env);
     o.Set("strategy", espan_strategy_name(espan_strategy(l)));
+    const char* fallback = espan_strategy_fallback(l);
+    o.Set("strategyFallback", fallback ? Napi::Value(Napi::String::New(env, fallback)) : env.Null());
     o.Set("attached", espan_attached(l));
     o.Set("records", num(s.records - held_count_));  // handed to JS
     o.Set("batches", num(s.batches));

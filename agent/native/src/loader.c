@@ -45,6 +45,7 @@ struct espan_loader {
 	struct bpf_link *links[MAX_LINKS];
 	int nlinks;
 	int strategy;
+	char fallback[sizeof(((struct espan_error *)0)->msg) + 128]; /* why auto did not load tp_btf */
 	int stats_fd; /* bpf_enable_stats() fd: run-time stats are on while it is open */
 	volatile unsigned long *ring_pos; /* read-only map of the consumer + producer pages */
 	size_t ring_pos_len;
@@ -389,15 +390,25 @@ struct espan_loader *espan_open(const struct espan_opts *o, struct espan_error *
 	if (strategy != ESPAN_STRATEGY_AUTO)
 		return open_strategy(o, strategy, false, e);
 
-	/* auto: probe what the kernel offers, fall back when tp_btf is absent or refused. */
-	if (!missing_sock_length_tracepoint()) {
+	/* auto: probe what the kernel offers, fall back when tp_btf is absent or refused, and keep
+	 * why (the agent says it: fd_lookup costs every syscall on the host). */
+	char why[sizeof(((struct espan_loader *)0)->fallback)];
+	const char *missing = missing_sock_length_tracepoint();
+	if (missing) {
+		snprintf(why, sizeof(why), "tracepoint sock/%s is absent from the kernel BTF (it came in Linux 6.3)",
+			 missing);
+	} else {
 		struct espan_loader *l = open_strategy(o, ESPAN_STRATEGY_TP_BTF, true, e);
 		if (l)
 			return l;
+		snprintf(why, sizeof(why), "%s: %s", e->step, e->msg);
 		log_reset();
 	}
 	memset(e, 0, sizeof(*e));
-	return open_strategy(o, ESPAN_STRATEGY_FD_LOOKUP, false, e);
+	struct espan_loader *l = open_strategy(o, ESPAN_STRATEGY_FD_LOOKUP, false, e);
+	if (l)
+		snprintf(l->fallback, sizeof(l->fallback), "%s", why);
+	return l;
 }
 
 /* ---- attach ------------------------------------------------------------------------------- */
@@ -461,6 +472,11 @@ void espan_close(struct espan_loader *l)
 int espan_strategy(const struct espan_loader *l)
 {
 	return l->strategy;
+}
+
+const char *espan_strategy_fallback(const struct espan_loader *l)
+{
+	return l->fallback[0] ? l->fallback : NULL;
 }
 
 const char *espan_strategy_name(int strategy)

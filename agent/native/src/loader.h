@@ -73,6 +73,8 @@ int espan_attach(struct espan_loader *l, struct espan_error *err);
 void espan_close(struct espan_loader *l);
 
 int espan_strategy(const struct espan_loader *l); /* the one loaded */
+/* Why "auto" loaded fd_lookup rather than tp_btf (NULL when it did not fall back). */
+const char *espan_strategy_fallback(const struct espan_loader *l);
 const char *espan_strategy_name(int strategy);
 bool espan_attached(const struct espan_loader *l);
 /* Detaches every program; maps, the ring and the pid filter stay (attach again to resume). */

@@ -56,7 +56,7 @@ describe("stdout", () => {
 describe("status line", () => {
   it("rate since the last line, queue, drops, unlinked", () => {
     const stats = (spans: number): AgentStats => ({
-      capture: { strategy: "tp_btf", records: 0, drops: 3, ringUsed: 0, ringSize: 0 },
+      capture: { strategy: "tp_btf", strategyFallback: null, records: 0, drops: 3, ringUsed: 0, ringSize: 0 },
       decode_errors: 0,
       pipeline_errors: 0,
       assemble: { records: 0, conns: 2, spans, orphan_responses: 0, no_response: 0, idle_flushed: 0, conns_evicted: 0, spans_filtered: 0 },
