@@ -92,6 +92,28 @@ with the agent attached and no load they ran ${k(m.bpfBackgroundNsPerSec / 1000)
 machine. The tp_btf strategy (the first section) runs only inside socket sends and receives.`;
 }
 
+/** Where the agent's time goes, for the sections of the standard setup (both ends traced, tp_btf). */
+const AGENT_COSTS = `
+What is left per span is mostly the JavaScript that turns records into exchanges and
+eSpans (decoding, HTTP pairing, linking, the eSpan object: ~2 µs), gzip (~0.4 µs) and the
+kernel; the JSON of the agent's own spans is written by the addon (agent/native/src/span_json.c:
+~0.3 µs a span with JS's staging, ~1 µs when JS wrote it). At ~6k spans/s (the heavier server)
+each span carries more of the agent's fixed costs (records reach JS in lumps of up to 1 MiB or
+250 ms, ~4 times a second there; timers; a POST a second), V8 keeps a smaller young generation
+(more scavenges per span), the agent's short bursts are preempted by wrk's wake-ups on the same
+cores, and the BPF programs run with caches the server's JSON work has cooled: the same code
+costs more per span and per request there. Paths a fresh agent meets late (sockets born while
+it was detached, a thread name not seen) make V8 drop and recompile its hottest functions, 5–33
+ms of compiling each (--trace-deopt); the warm-up's detach cycle takes them before the measured
+runs, as a long-running agent (which never detaches) takes them once.`;
+
+/** What closes an agent section: what its variant measures, or where the time goes. */
+function agentNotes(r: any, m: any): string {
+  if (r.serverOnly) return SERVER_ONLY;
+  if (r.rounds[0]?.with.strategy === "fd_lookup") return fdLookup(m);
+  return (r.serverWorkUs > 0 ? "" : HELLO_WORLD_LOSS) + AGENT_COSTS;
+}
+
 function renderAgent(r: any): string {
   const m = r.median;
   const server = r.serverWorkUs > 0 ? `a Node server doing ~${r.serverWorkUs} µs of JSON work per request` : "a hello-world Node server";
@@ -111,19 +133,7 @@ ${verdict(m.agentCpuUsPerSpan <= 5)}; ≤ 10% throughput loss ${verdict(m.throug
 warmed up by ${r.agentWarmupS} s of the load (then 2 s more, and one detach → load → attach → load cycle), then
 ${r.pairs} pairs of runs with its programs detached and attached (alternating order); the loss is the median of every pair's ratio, the other figures medians of
 the rounds. The agent is a long-running process: V8 optimises its hot code by use, so a fresh
-agent's first seconds cost more per span, for longer at lower span rates.${r.serverOnly ? SERVER_ONLY : r.rounds[0]?.with.strategy === "fd_lookup" ? fdLookup(m) : `${r.serverWorkUs > 0 ? "" : HELLO_WORLD_LOSS}
-What is left per span is mostly the JavaScript that turns records into exchanges and
-eSpans (decoding, HTTP pairing, linking, the eSpan object: ~2 µs), gzip (~0.4 µs) and the
-kernel; the JSON of the agent's own spans is written by the addon (agent/native/src/span_json.c:
-~0.3 µs a span with JS's staging, ~1 µs when JS wrote it). At ~6k spans/s (the heavier server)
-each span carries more of the agent's fixed costs (records reach JS in lumps of up to 1 MiB or
-250 ms, ~4 times a second there; timers; a POST a second), V8 keeps a smaller young generation
-(more scavenges per span), the agent's short bursts are preempted by wrk's wake-ups on the same
-cores, and the BPF programs run with caches the server's JSON work has cooled: the same code
-costs more per span and per request there. Paths a fresh agent meets late (sockets born while
-it was detached, a thread name not seen) make V8 drop and recompile its hottest functions, 5–33
-ms of compiling each (--trace-deopt); the warm-up's detach cycle takes them before the measured
-runs, as a long-running agent (which never detaches) takes them once.`}`;
+agent's first seconds cost more per span, for longer at lower span rates.${agentNotes(r, m)}`;
 }
 
 /** The ingest benchmark at one sampling rate. */

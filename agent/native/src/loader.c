@@ -45,7 +45,7 @@ struct espan_loader {
 	struct bpf_link *links[MAX_LINKS];
 	int nlinks;
 	int strategy;
-	char fallback[sizeof(((struct espan_error *)0)->msg) + 128]; /* why auto did not load tp_btf */
+	char fallback[sizeof(((struct espan_error *)0)->msg)]; /* why auto did not load tp_btf */
 	int stats_fd; /* bpf_enable_stats() fd: run-time stats are on while it is open */
 	volatile unsigned long *ring_pos; /* read-only map of the consumer + producer pages */
 	size_t ring_pos_len;
@@ -260,7 +260,7 @@ static void loader_free(struct espan_loader *l)
 	free(l);
 }
 
-static struct espan_loader *open_strategy(const struct espan_opts *o, int strategy, bool probed,
+static struct espan_loader *open_strategy(const struct espan_opts *o, int strategy,
 					  struct espan_error *e)
 {
 	struct espan_loader *l = calloc(1, sizeof(*l));
@@ -319,12 +319,12 @@ static struct espan_loader *open_strategy(const struct espan_opts *o, int strate
 		bpf_program__set_autoload(prog, on);
 	}
 
-	if (strategy == ESPAN_STRATEGY_TP_BTF && !probed) {
+	if (strategy == ESPAN_STRATEGY_TP_BTF) {
 		const char *missing = missing_sock_length_tracepoint();
 		if (missing) {
 			fail(e, -ENOENT, "check tracepoint",
 			     "tracepoint sock/%s is absent from the kernel BTF (it came in Linux "
-			     "6.3): use strategy 'fd_lookup'",
+			     "6.3; strategy 'fd_lookup' does without it)",
 			     missing);
 			goto cleanup;
 		}
@@ -388,24 +388,18 @@ struct espan_loader *espan_open(const struct espan_opts *o, struct espan_error *
 
 	int strategy = o->strategy;
 	if (strategy != ESPAN_STRATEGY_AUTO)
-		return open_strategy(o, strategy, false, e);
+		return open_strategy(o, strategy, e);
 
-	/* auto: probe what the kernel offers, fall back when tp_btf is absent or refused, and keep
-	 * why (the agent says it: fd_lookup costs every syscall on the host). */
+	/* auto: tp_btf, else fd_lookup, keeping why tp_btf did not load (its tracepoints absent, or
+	 * the load refused): the agent says it, since fd_lookup costs every syscall on the host. */
+	struct espan_loader *l = open_strategy(o, ESPAN_STRATEGY_TP_BTF, e);
+	if (l)
+		return l;
 	char why[sizeof(((struct espan_loader *)0)->fallback)];
-	const char *missing = missing_sock_length_tracepoint();
-	if (missing) {
-		snprintf(why, sizeof(why), "tracepoint sock/%s is absent from the kernel BTF (it came in Linux 6.3)",
-			 missing);
-	} else {
-		struct espan_loader *l = open_strategy(o, ESPAN_STRATEGY_TP_BTF, true, e);
-		if (l)
-			return l;
-		snprintf(why, sizeof(why), "%s: %s", e->step, e->msg);
-		log_reset();
-	}
+	snprintf(why, sizeof(why), "%s", e->msg); /* "step: ERRNO: what" */
+	log_reset();
 	memset(e, 0, sizeof(*e));
-	struct espan_loader *l = open_strategy(o, ESPAN_STRATEGY_FD_LOOKUP, false, e);
+	l = open_strategy(o, ESPAN_STRATEGY_FD_LOOKUP, e);
 	if (l)
 		snprintf(l->fallback, sizeof(l->fallback), "%s", why);
 	return l;
